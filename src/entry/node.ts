@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { serve } from '@hono/node-server'
+import { createGateway, VERSION } from '../app.js'
+import { ConfigError, loadConfig, type GatewayConfig } from '../config.js'
+import { undiciClient } from './undici-client.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export async function readConfigFile(env: NodeJS.ProcessEnv): Promise<GatewayConfig> {
+  const path = env.GATEWAY_CONFIG
+  let raw: unknown
+  if (path) {
+    let text: string
+    try {
+      text = await readFile(resolve(path), 'utf8')
+    } catch (err) {
+      throw new ConfigError(`cannot read GATEWAY_CONFIG=${path}: ${(err as Error).message}`)
+    }
+    try {
+      raw = JSON.parse(text)
+    } catch (err) {
+      throw new ConfigError(`${path} is not valid JSON: ${(err as Error).message}`)
+    }
+  }
+  return loadConfig(raw, env)
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+}
+
+export async function assetsFromDisk(path: string): Promise<Response | null> {
+  try {
+    const data = await readFile(join(root, 'public', path))
+    const type = path.endsWith('.js') ? 'text/javascript; charset=utf-8' : path.endsWith('.css') ? 'text/css' : 'application/octet-stream'
+    return new Response(data, { headers: { 'content-type': type, 'cache-control': 'public, max-age=3600' } })
+  } catch {
+    return null
+  }
+}
+
+async function main(): Promise<void> {
+  let config: GatewayConfig
+  try {
+    config = await readConfigFile(process.env)
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : err)
+    process.exit(1)
+  }
+  const gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk })
+  const { host, port } = config.server
+  if (config.server.apiKeys.length === 0 && !isLoopback(host)) {
+    gateway.logger.warn(
+      `!!! No API keys are configured and the gateway is bound to ${host}: anyone who can reach this address can use your models. Set GATEWAY_API_KEYS or server.apiKeys. !!!`,
+    )
+  }
+  const server = serve({ fetch: gateway.fetch, port, hostname: host }, (info) => {
+    gateway.logger.info('gateway listening', { version: VERSION, url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`, providers: gateway.providers.map((p) => `${p.id}:${p.type}`) })
+  })
+  const shutdown = () => {
+    gateway.logger.info('shutting down')
+    server.close(() => void gateway.close().finally(() => process.exit(0)))
+    setTimeout(() => process.exit(0), 10_000).unref()
+  }
+  process.on('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
+  process.on('unhandledRejection', (reason) => gateway.logger.error('unhandled rejection', { error: String((reason as Error)?.stack ?? reason) }))
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) void main()

@@ -1,0 +1,28 @@
+import { Agent, request } from 'undici'
+import type { HttpClient } from '../providers/shared/http.js'
+
+/**
+ * Node's upstream client: undici's `request` on a keep-alive pool, two to
+ * three times cheaper per call than `fetch`. Timeouts are left to the
+ * providers' signals so that long generations are never cut by the client.
+ */
+export function undiciClient(): HttpClient {
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, headersTimeout: 0, bodyTimeout: 0, connections: 256 })
+  return async (url, init) => {
+    const res = await request(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal, dispatcher })
+    const headers = res.headers
+    return {
+      status: res.statusCode,
+      header(name) {
+        const v = headers[name.toLowerCase()]
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v
+      },
+      text: () => res.body.text(),
+      json: () => res.body.json(),
+      body: res.body,
+      discard: async () => {
+        res.body.destroy()
+      },
+    }
+  }
+}

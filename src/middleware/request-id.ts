@@ -1,0 +1,23 @@
+import type { MiddlewareHandler } from 'hono'
+import { newId } from '../core/ids.js'
+import type { AppEnv } from '../routes/env.js'
+
+const VALID = /^[\w.:-]{1,128}$/
+
+/**
+ * Takes the client's `x-request-id` when it is sane, or makes one, and puts it
+ * on every answer as `x-request-id` (OpenAI's header) and `request-id`
+ * (Anthropic's).
+ */
+export function requestId(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const given = c.req.header('x-request-id')
+    const id = given && VALID.test(given) ? given : newId('req_')
+    c.set('requestId', id)
+    c.set('startedAt', performance.now())
+    c.set('dialect', c.req.path.startsWith('/v1/messages') ? 'anthropic' : 'openai')
+    await next()
+    c.header('x-request-id', id)
+    c.header('request-id', id)
+  }
+}

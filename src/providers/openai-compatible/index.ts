@@ -1,0 +1,103 @@
+import { z } from 'zod'
+import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
+import { GatewayError } from '../../errors.js'
+import { decodeSse } from '../../streaming/decode.js'
+import { headerDeadline, send, upstreamError, type HttpClient } from '../shared/http.js'
+import { eventStream } from '../shared/stream.js'
+import type { CallContext, Provider } from '../types.js'
+import { eventsFromCompletion, OpenAIChunkMapper } from './from-openai.js'
+import { toOpenAIChatBody } from './to-openai.js'
+
+export const OpenAICompatibleOptions = z.looseObject({
+  id: z.string(),
+  baseURL: z.string().url(),
+  apiKey: z.string().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  models: z.array(z.union([z.string(), z.looseObject({ id: z.string() })])).optional(),
+  /** Time allowed until the upstream's response headers, in ms. */
+  timeoutMs: z.number().int().positive().default(120_000),
+})
+export type OpenAICompatibleOptions = z.input<typeof OpenAICompatibleOptions>
+
+export function openAICompatibleProvider(input: OpenAICompatibleOptions, http: HttpClient): Provider {
+  const opts = OpenAICompatibleOptions.parse(input)
+  const id = opts.id
+  const base = opts.baseURL.replace(/\/+$/, '')
+  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json', ...opts.headers }
+  if (opts.apiKey) headers.authorization = `Bearer ${opts.apiKey}`
+  const staticModels = opts.models?.map((m) => (typeof m === 'string' ? m : m.id))
+
+  async function post(path: string, body: unknown, signal: AbortSignal) {
+    const deadline = headerDeadline(signal, opts.timeoutMs, id)
+    let res
+    try {
+      res = await send(http, id, base + path, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal })
+    } finally {
+      deadline.headersReceived()
+    }
+    if (res.status >= 400) throw await upstreamError(id, res)
+    return res
+  }
+
+  return {
+    id,
+    type: 'openai-compatible',
+    async models(signal) {
+      if (staticModels) return staticModels.map((m) => ({ id: m, ownedBy: id }))
+      const res = await send(http, id, `${base}/models`, { method: 'GET', headers, signal })
+      if (res.status >= 400) throw await upstreamError(id, res)
+      const body = (await res.json()) as { data?: Array<{ id: string; owned_by?: string; created?: number; context_length?: number; max_model_len?: number }> }
+      return (body.data ?? []).map((m): ModelInfo => ({ id: m.id, ownedBy: m.owned_by ?? id, created: m.created, contextWindow: m.context_length ?? m.max_model_len }))
+    },
+    chat(req: ChatRequest, ctx: CallContext) {
+      return eventStream(ctx.signal, async function* (signal): AsyncGenerator<ChatEvent> {
+        const res = await post('/chat/completions', toOpenAIChatBody(req, req.model, req.stream), signal)
+        if (!req.stream) {
+          let body: unknown
+          try {
+            body = await res.json()
+          } catch (err) {
+            throw new GatewayError('upstream', `Provider "${id}" sent a body that is not JSON.`, { cause: err })
+          }
+          yield* eventsFromCompletion(body)
+          return
+        }
+        const mapper = new OpenAIChunkMapper()
+        const out: ChatEvent[] = []
+        for await (const ev of decodeSse(res.body)) {
+          if (ev.data.startsWith('[DONE]')) break
+          let chunk: unknown
+          try {
+            chunk = JSON.parse(ev.data)
+          } catch (err) {
+            throw new GatewayError('upstream', `Provider "${id}" sent a stream event that is not JSON.`, { cause: err })
+          }
+          const inband = (chunk as { error?: { message?: string } }).error
+          if (inband) throw new GatewayError('upstream', `Provider "${id}" failed mid-stream: ${inband.message ?? 'unknown error'}`)
+          mapper.map(chunk as never, out)
+          for (const e of out) yield e
+          out.length = 0
+        }
+        mapper.end(out)
+        yield* out
+      })
+    },
+    async embed(req: EmbedRequest, ctx: CallContext) {
+      const body: Record<string, unknown> = { model: req.model, input: req.input, encoding_format: 'float' }
+      if (req.dimensions) body.dimensions = req.dimensions
+      if (req.user) body.user = req.user
+      const res = await post('/embeddings', body, ctx.signal)
+      const json = (await res.json()) as { data: Array<{ index: number; embedding: number[] }>; model?: string; usage?: { prompt_tokens?: number } }
+      const sorted = [...json.data].sort((a, b) => a.index - b.index)
+      return { model: json.model, embeddings: sorted.map((d) => d.embedding), usage: { inputTokens: json.usage?.prompt_tokens ?? 0 } }
+    },
+    async health(signal) {
+      try {
+        await this.models(signal)
+        return { ok: true }
+      } catch (err) {
+        return { ok: false, detail: GatewayError.from(err).message }
+      }
+    },
+  }
+}

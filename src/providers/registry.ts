@@ -1,0 +1,39 @@
+import type { ProviderConfig } from '../config.js'
+import { mockProvider } from './mock/index.js'
+import { openAICompatibleProvider } from './openai-compatible/index.js'
+import type { HttpClient } from './shared/http.js'
+import type { Provider } from './types.js'
+
+export interface ProviderDeps {
+  http: HttpClient
+}
+
+type Factory = (config: ProviderConfig, deps: ProviderDeps) => Provider
+
+/** One line per provider type. */
+const factories: Record<string, Factory> = {
+  mock: (c) => mockProvider(c as never),
+  'openai-compatible': (c, d) => openAICompatibleProvider(c as never, d.http),
+}
+
+export function registerProviderType(type: string, factory: Factory): void {
+  factories[type] = factory
+}
+
+export function providerTypes(): string[] {
+  return Object.keys(factories)
+}
+
+export function createProviders(configs: ProviderConfig[], deps: ProviderDeps): Provider[] {
+  return configs.map((c, i) => {
+    const factory = factories[c.type]
+    if (!factory) throw new Error(`providers[${i}].type: unknown provider type "${c.type}" (known: ${providerTypes().join(', ')})`)
+    try {
+      return factory(c, deps)
+    } catch (err) {
+      const issues = (err as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues
+      if (issues) throw new Error(`providers[${i}] (${c.id}): ${issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`)
+      throw err
+    }
+  })
+}

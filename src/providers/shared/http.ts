@@ -1,0 +1,152 @@
+import { GatewayError, isAbort, kindForStatus } from '../../errors.js'
+
+/** The slice of an HTTP response providers read. */
+export interface HttpResponse {
+  status: number
+  header(name: string): string | null
+  text(): Promise<string>
+  json(): Promise<unknown>
+  body: AsyncIterable<Uint8Array>
+  /** Releases the connection without reading the rest. */
+  discard(): Promise<void>
+}
+
+export interface HttpRequestInit {
+  method: 'GET' | 'POST' | 'DELETE' | 'PUT'
+  headers: Record<string, string>
+  body?: string | Uint8Array
+  signal?: AbortSignal
+}
+
+/**
+ * How providers talk HTTP. Any `fetch` can be adapted (Bun, Workers, tests);
+ * on Node the entry passes a client built on undici's pooled `request`.
+ */
+export type HttpClient = (url: string, init: HttpRequestInit) => Promise<HttpResponse>
+
+const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} }
+
+export function fetchClient(f: (input: string, init: RequestInit) => Promise<Response> = (i, o) => fetch(i, o)): HttpClient {
+  return async (url, init) => {
+    const res = await f(url, { method: init.method, headers: init.headers, body: init.body as BodyInit | undefined, signal: init.signal })
+    const body = res.body
+    return {
+      status: res.status,
+      header: (name) => res.headers.get(name),
+      text: () => res.text(),
+      json: () => res.json(),
+      body: body ? (body as unknown as AsyncIterable<Uint8Array>) : EMPTY,
+      discard: async () => {
+        await body?.cancel().catch(() => {})
+      },
+    }
+  }
+}
+
+/** Wraps network failures (refused, reset, DNS, abort) into GatewayErrors naming the provider. */
+export async function send(http: HttpClient, provider: string, url: string, init: HttpRequestInit): Promise<HttpResponse> {
+  try {
+    return await http(url, init)
+  } catch (err) {
+    throw networkError(provider, url, err, init.signal)
+  }
+}
+
+export function networkError(provider: string, url: string, err: unknown, signal?: AbortSignal): GatewayError {
+  if (signal?.aborted) {
+    const reason = signal.reason
+    if (reason instanceof GatewayError) return reason
+    return new GatewayError('cancelled', 'The request was cancelled.', { cause: err })
+  }
+  if (isAbort(err)) return new GatewayError('timeout', `Provider "${provider}" timed out.`, { cause: err })
+  const code = errorCode(err)
+  const origin = safeOrigin(url)
+  if (code === 'ECONNREFUSED') {
+    return new GatewayError('unavailable', `Provider "${provider}" is not reachable at ${origin} (connection refused).`, { cause: err, code: 'provider_unreachable' })
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') {
+    return new GatewayError('timeout', `Provider "${provider}" at ${origin} timed out.`, { cause: err })
+  }
+  return new GatewayError('upstream', `Provider "${provider}" at ${origin} failed: ${code ?? (err as Error)?.message ?? 'network error'}.`, { cause: err, code: 'provider_network_error' })
+}
+
+function errorCode(err: unknown): string | undefined {
+  let e: unknown = err
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string') return code
+    e = (e as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/** Scheme, host and port only: never paths with secrets or credentials. */
+export function safeOrigin(url: string): string {
+  try {
+    return new URL(url).origin
+  } catch {
+    return 'the configured URL'
+  }
+}
+
+/** Seconds from Retry-After (seconds or HTTP date) or retry-after-ms. */
+export function retryAfterSeconds(res: HttpResponse): number | undefined {
+  const ms = res.header('retry-after-ms')
+  if (ms && !Number.isNaN(Number(ms))) return Math.max(0, Number(ms) / 1000)
+  const ra = res.header('retry-after')
+  if (!ra) return undefined
+  const n = Number(ra)
+  if (!Number.isNaN(n)) return Math.max(0, n)
+  const date = Date.parse(ra)
+  return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000)
+}
+
+/**
+ * A GatewayError for a non-2xx upstream answer. The upstream's own message is
+ * kept (it explains the problem to the client), prefixed with the provider id.
+ */
+export async function upstreamError(provider: string, res: HttpResponse, extract?: (body: unknown) => string | undefined): Promise<GatewayError> {
+  let text = ''
+  try {
+    text = await res.text()
+  } catch {
+    /* the body is lost; the status still says enough */
+  }
+  let message: string | undefined
+  try {
+    const body = JSON.parse(text) as unknown
+    message = extract?.(body) ?? defaultExtract(body)
+  } catch {
+    message = text.slice(0, 500) || undefined
+  }
+  const kind = kindForStatus(res.status)
+  const status = kind === 'invalid_request' || kind === 'not_found' || kind === 'rate_limit' || kind === 'payload_too_large' ? res.status : undefined
+  return new GatewayError(kind, `Provider "${provider}" answered ${res.status}${message ? `: ${message}` : ''}`, {
+    status: kind === 'auth' || kind === 'permission' ? 502 : status,
+    retryAfter: retryAfterSeconds(res),
+    code: kind === 'auth' || kind === 'permission' ? 'provider_auth_error' : null,
+  })
+}
+
+function defaultExtract(body: unknown): string | undefined {
+  if (!body || typeof body !== 'object') return undefined
+  const b = body as { error?: unknown; message?: unknown; detail?: unknown }
+  if (typeof b.error === 'string') return b.error
+  if (b.error && typeof b.error === 'object' && typeof (b.error as { message?: unknown }).message === 'string') return (b.error as { message: string }).message
+  if (typeof b.message === 'string') return b.message
+  if (typeof b.detail === 'string') return b.detail
+  return undefined
+}
+
+/**
+ * A signal that follows `parent` and also aborts when the upstream has not
+ * answered with headers within `ms`. Call `headersReceived()` once they are
+ * in: a long generation after that is never cut by this timer.
+ */
+export function headerDeadline(parent: AbortSignal, ms: number, provider: string): { signal: AbortSignal; headersReceived(): void } {
+  const ctrl = new AbortController()
+  if (parent.aborted) ctrl.abort(parent.reason)
+  else parent.addEventListener('abort', () => ctrl.abort(parent.reason), { once: true })
+  const timer = setTimeout(() => ctrl.abort(new GatewayError('timeout', `Provider "${provider}" did not answer within ${ms} ms.`)), ms)
+  return { signal: ctrl.signal, headersReceived: () => clearTimeout(timer) }
+}

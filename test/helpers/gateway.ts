@@ -1,0 +1,39 @@
+import { serve } from '@hono/node-server'
+import type { AddressInfo } from 'node:net'
+import { createGateway, type Gateway, type GatewayDeps } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { undiciClient } from '../../src/entry/undici-client.js'
+import { silentLogger } from '../../src/logger.js'
+
+export interface RunningGateway {
+  gateway: Gateway
+  url: string
+  /** Base URL for the openai client: `${url}/v1`. */
+  baseURL: string
+  close(): Promise<void>
+}
+
+/**
+ * Starts a real gateway on an ephemeral loopback port, configured like a
+ * user's gateway.config.json, with undici as its upstream client as on Node.
+ */
+export async function startGateway(rawConfig: Record<string, unknown> = {}, deps: GatewayDeps = {}, env: Record<string, string | undefined> = {}): Promise<RunningGateway> {
+  const config = loadConfig(rawConfig, env)
+  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, ...deps })
+  const server = serve({ fetch: gateway.fetch, port: 0, hostname: '127.0.0.1' })
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  const { port } = server.address() as AddressInfo
+  const url = `http://127.0.0.1:${port}`
+  return {
+    gateway,
+    url,
+    baseURL: `${url}/v1`,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      })
+      await gateway.close()
+    },
+  }
+}
