@@ -58,7 +58,7 @@ export function mockProvider(options: MockOptions): Provider {
       return eventStream(ctx.signal, async function* (signal): AsyncGenerator<ChatEvent> {
         ensureModel(req.model)
         const script = scriptFor(req, options)
-        if (script.error) throw new GatewayError(script.error, `Mock provider "${id}" was asked to fail with ${script.error}.`, script.error === 'rate_limit' ? { retryAfter: 1 } : {})
+        if (script.error) throw scriptedError(id, script.error)
         yield { type: 'start', model: req.model }
         const delay = script.delay
         let sent = 0
@@ -109,6 +109,14 @@ export function mockProvider(options: MockOptions): Provider {
       return { ok: true }
     },
   }
+}
+
+/** Fails the way a real provider would: its auth problems are the gateway's, not the client's. */
+function scriptedError(id: string, kind: ErrorKind): GatewayError {
+  const message = `Mock provider "${id}" was asked to fail with ${kind}.`
+  if (kind === 'auth' || kind === 'permission') return new GatewayError(kind, message, { status: 502, code: 'provider_auth_error' })
+  if (kind === 'rate_limit') return new GatewayError(kind, message, { retryAfter: 7 })
+  return new GatewayError(kind, message)
 }
 
 function scriptFor(req: ChatRequest, options: MockOptions): Script {
