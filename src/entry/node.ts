@@ -41,7 +41,7 @@ export async function assetsFromDisk(path: string): Promise<Response | null> {
   }
 }
 
-async function main(): Promise<void> {
+export async function startNode(): Promise<void> {
   let config: GatewayConfig
   try {
     config = await readConfigFile(process.env)
@@ -69,4 +69,4 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (reason) => gateway.logger.error('unhandled rejection', { error: String((reason as Error)?.stack ?? reason) }))
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) void main()
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) void startNode()
