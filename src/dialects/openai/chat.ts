@@ -180,7 +180,6 @@ export function encodeChatResult(result: ChatResult, meta: EncodeMeta): Record<s
     object: 'chat.completion',
     created: nowSeconds(),
     model: meta.model,
-    system_fingerprint: null,
     choices: [{ index: 0, message, logprobs: null, finish_reason: openAIFinishReason(result.finishReason) }],
   }
   if (result.usage) out.usage = openAIUsage(result.usage)
@@ -205,7 +204,7 @@ export class ChatChunkEncoder {
     private readonly includeUsage: boolean,
   ) {
     // Every chunk shares this prefix; building it once keeps the hot path to one small stringify.
-    this.prefix = `{"id":"${this.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(meta.model)},"system_fingerprint":null,"choices":`
+    this.prefix = `{"id":"${this.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(meta.model)},"choices":`
   }
 
   private chunk(delta: Record<string, unknown>, finish: string | null = null): SseFrame {

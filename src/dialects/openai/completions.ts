@@ -37,7 +37,6 @@ export function encodeCompletionResult(result: ChatResult, meta: EncodeMeta, ech
     object: 'text_completion',
     created: nowSeconds(),
     model: meta.model,
-    system_fingerprint: null,
     choices: [{ text, index: 0, logprobs: null, finish_reason: finish(result.finishReason) }],
   }
   if (result.usage) out.usage = openAIUsage(result.usage)
@@ -62,8 +61,7 @@ export class CompletionChunkEncoder {
       object: 'text_completion',
       created: this.created,
       model: this.meta.model,
-      system_fingerprint: null,
-      choices: [{ text, index: 0, logprobs: null, finish_reason: finishReason }],
+        choices: [{ text, index: 0, logprobs: null, finish_reason: finishReason }],
     }
     if (this.includeUsage) body.usage = null
     return { data: JSON.stringify(body) }
