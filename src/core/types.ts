@@ -182,7 +182,10 @@ export interface ModelCapabilities {
 
 export interface EmbedRequest {
   model: string
+  /** The texts to embed; empty when the client sent token ids instead (`tokens`). */
   input: string[]
+  /** Token-id arrays sent instead of text. Only providers with `embedsTokens` receive them. */
+  tokens?: number[][]
   dimensions?: number
   user?: string
 }

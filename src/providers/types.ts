@@ -18,6 +18,8 @@ export interface Provider {
   /** Streams one assistant turn. Errors reject the stream's reads with a GatewayError. */
   chat(req: ChatRequest, ctx: CallContext): ReadableStream<ChatEvent>
   embed?(req: EmbedRequest, ctx: CallContext): Promise<EmbedResult>
+  /** Whether embed() takes token-id arrays (EmbedRequest.tokens); the router refuses them for the others. */
+  readonly embedsTokens?: boolean
   countTokens?(req: ChatRequest, ctx: CallContext): Promise<number>
   /** Liveness of the upstream, without secrets. */
   health?(signal?: AbortSignal): Promise<{ ok: boolean; detail?: string }>
