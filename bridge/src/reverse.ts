@@ -147,6 +147,8 @@ export function connectReverse(options: ReverseOptions): ReverseConnection {
   async function relayStream(ws: ReverseSocket, id: FrameId, body: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<void> {
     const reader = body.getReader()
     const onAbort = (): void => void reader.cancel().catch(() => {})
+    // A cancel frame may have arrived while the handler was still awaiting the first part.
+    if (signal.aborted) return onAbort()
     signal.addEventListener('abort', onAbort, { once: true })
     const decoder = new TextDecoder()
     let buffered = ''
