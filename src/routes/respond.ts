@@ -18,7 +18,7 @@ export function callContext(c: Context<AppEnv>): CallContext {
   return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: {} }
 }
 
-function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<string, string> {
+export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<string, string> {
   const headers: Record<string, string> = {}
   const served = ctx.meta?.servedModel
   if (typeof served === 'string') headers['x-gateway-model'] = served
