@@ -1,4 +1,9 @@
+import { z } from 'zod'
 import type { ChatEvent, FinishReason, Usage } from '../../core/types.js'
+import { GatewayError } from '../../errors.js'
+import { decodeSse } from '../../streaming/decode.js'
+import type { BatchResult } from '../shared/embed-batches.js'
+import type { HttpResponse } from '../shared/http.js'
 
 export function mapOpenAIFinishReason(reason: unknown): FinishReason | undefined {
   switch (reason) {
@@ -102,4 +107,54 @@ export function eventsFromCompletion(body: unknown): ChatEvent[] {
   if (usage) out.push({ type: 'usage', usage })
   out.push({ type: 'finish', reason: mapOpenAIFinishReason(choice?.finish_reason) ?? (msg?.tool_calls?.length ? 'tool_calls' : 'stop') })
   return out
+}
+
+/**
+ * The events of one OpenAI-wire chat answer: a chat.completion body, or an SSE
+ * stream of chunks (ending at `data: [DONE]` or the connection's end). Shared
+ * by every provider that speaks this wire (openai-compatible, Azure OpenAI).
+ */
+export async function* eventsFromOpenAIResponse(provider: string, res: HttpResponse, stream: boolean): AsyncGenerator<ChatEvent> {
+  if (!stream) {
+    let body: unknown
+    try {
+      body = await res.json()
+    } catch (err) {
+      throw new GatewayError('upstream', `Provider "${provider}" sent a body that is not JSON.`, { cause: err })
+    }
+    yield* eventsFromCompletion(body)
+    return
+  }
+  const mapper = new OpenAIChunkMapper()
+  const out: ChatEvent[] = []
+  for await (const ev of decodeSse(res.body)) {
+    if (ev.data.startsWith('[DONE]')) break
+    let chunk: unknown
+    try {
+      chunk = JSON.parse(ev.data)
+    } catch (err) {
+      throw new GatewayError('upstream', `Provider "${provider}" sent a stream event that is not JSON.`, { cause: err })
+    }
+    const inband = (chunk as { error?: { message?: string } }).error
+    if (inband) throw new GatewayError('upstream', `Provider "${provider}" failed mid-stream: ${inband.message ?? 'unknown error'}`)
+    mapper.map(chunk as never, out)
+    for (const e of out) yield e
+    out.length = 0
+  }
+  mapper.end(out)
+  yield* out
+}
+
+const EmbeddingList = z.looseObject({
+  data: z.array(z.looseObject({ index: z.number().int(), embedding: z.array(z.number()) })),
+  model: z.string().optional(),
+  usage: z.looseObject({ prompt_tokens: z.number().optional() }).optional(),
+})
+
+/** An OpenAI /embeddings answer (requested with encoding_format float) → vectors in input order. */
+export function embeddingsFromOpenAI(provider: string, body: unknown): BatchResult {
+  const parsed = EmbeddingList.safeParse(body)
+  if (!parsed.success) throw new GatewayError('upstream', `Provider "${provider}" sent an embeddings answer this gateway cannot read (expected data[].embedding as float arrays).`)
+  const sorted = [...parsed.data.data].sort((a, b) => a.index - b.index)
+  return { model: parsed.data.model, embeddings: sorted.map((d) => d.embedding), inputTokens: parsed.data.usage?.prompt_tokens }
 }

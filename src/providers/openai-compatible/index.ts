@@ -1,11 +1,11 @@
 import { z } from 'zod'
 import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
-import { decodeSse } from '../../streaming/decode.js'
 import { headerDeadline, send, upstreamError, type HttpClient } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
-import { eventsFromCompletion, OpenAIChunkMapper } from './from-openai.js'
+import { embedInBatches, embedBatchOptions } from '../shared/embed-batches.js'
+import { embeddingsFromOpenAI, eventsFromOpenAIResponse } from './from-openai.js'
 import { toOpenAIChatBody } from './to-openai.js'
 
 export const OpenAICompatibleOptions = z.looseObject({
@@ -16,6 +16,7 @@ export const OpenAICompatibleOptions = z.looseObject({
   models: z.array(z.union([z.string(), z.looseObject({ id: z.string() })])).optional(),
   /** Time allowed until the upstream's response headers, in ms. */
   timeoutMs: z.number().int().positive().default(120_000),
+  ...embedBatchOptions(512),
 })
 export type OpenAICompatibleOptions = z.input<typeof OpenAICompatibleOptions>
 
@@ -26,6 +27,7 @@ export function openAICompatibleProvider(input: OpenAICompatibleOptions, http: H
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json', ...opts.headers }
   if (opts.apiKey) headers.authorization = `Bearer ${opts.apiKey}`
   const staticModels = opts.models?.map((m) => (typeof m === 'string' ? m : m.id))
+  const batching = { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }
 
   async function post(path: string, body: unknown, signal: AbortSignal) {
     const deadline = headerDeadline(signal, opts.timeoutMs, id)
@@ -52,44 +54,20 @@ export function openAICompatibleProvider(input: OpenAICompatibleOptions, http: H
     chat(req: ChatRequest, ctx: CallContext) {
       return eventStream(ctx.signal, async function* (signal): AsyncGenerator<ChatEvent> {
         const res = await post('/chat/completions', toOpenAIChatBody(req, req.model, req.stream), signal)
-        if (!req.stream) {
-          let body: unknown
-          try {
-            body = await res.json()
-          } catch (err) {
-            throw new GatewayError('upstream', `Provider "${id}" sent a body that is not JSON.`, { cause: err })
-          }
-          yield* eventsFromCompletion(body)
-          return
-        }
-        const mapper = new OpenAIChunkMapper()
-        const out: ChatEvent[] = []
-        for await (const ev of decodeSse(res.body)) {
-          if (ev.data.startsWith('[DONE]')) break
-          let chunk: unknown
-          try {
-            chunk = JSON.parse(ev.data)
-          } catch (err) {
-            throw new GatewayError('upstream', `Provider "${id}" sent a stream event that is not JSON.`, { cause: err })
-          }
-          const inband = (chunk as { error?: { message?: string } }).error
-          if (inband) throw new GatewayError('upstream', `Provider "${id}" failed mid-stream: ${inband.message ?? 'unknown error'}`)
-          mapper.map(chunk as never, out)
-          for (const e of out) yield e
-          out.length = 0
-        }
-        mapper.end(out)
-        yield* out
+        yield* eventsFromOpenAIResponse(id, res, req.stream)
       })
     },
+    // OpenAI's /embeddings takes token-id arrays as well as text.
+    embedsTokens: true,
     async embed(req: EmbedRequest, ctx: CallContext) {
-      const body: Record<string, unknown> = { model: req.model, input: req.input, encoding_format: 'float' }
-      if (req.dimensions) body.dimensions = req.dimensions
-      if (req.user) body.user = req.user
-      const res = await post('/embeddings', body, ctx.signal)
-      const json = (await res.json()) as { data: Array<{ index: number; embedding: number[] }>; model?: string; usage?: { prompt_tokens?: number } }
-      const sorted = [...json.data].sort((a, b) => a.index - b.index)
-      return { model: json.model, embeddings: sorted.map((d) => d.embedding), usage: { inputTokens: json.usage?.prompt_tokens ?? 0 } }
+      const items: Array<string | number[]> = req.tokens ?? req.input
+      return embedInBatches(id, items, batching, ctx.signal, async (batch, signal) => {
+        const body: Record<string, unknown> = { model: req.model, input: batch, encoding_format: 'float' }
+        if (req.dimensions) body.dimensions = req.dimensions
+        if (req.user) body.user = req.user
+        const res = await post('/embeddings', body, signal)
+        return embeddingsFromOpenAI(id, await res.json())
+      })
     },
     async health(signal) {
       try {
