@@ -1,7 +1,12 @@
-import type { AliasConfig } from '../config.js'
+import { ConfigError, type AliasConfig } from '../config.js'
 import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../core/types.js'
 import { GatewayError } from '../errors.js'
 import type { CallContext, Provider } from '../providers/types.js'
+import { backoffMs, order, TargetStats, type BalanceState } from './balance.js'
+import { BreakerBoard, type BreakerStatus, type CircuitBreaker } from './breaker.js'
+import { chatNeeds, EMBED_NEEDS, mergeCapabilities, missingCapability, type Capabilities, type Needs } from './capabilities.js'
+import { isLocal } from './local-error.js'
+import { AliasRouting, parseSection, RoutingConfig, type RuleConfig, type Strategy, type TargetConfig } from './routing-config.js'
 
 export interface Target {
   provider: Provider
@@ -21,9 +26,12 @@ export interface CatalogEntry {
 export class ModelCatalog {
   private entries: CatalogEntry[] = []
   private byBareId = new Map<string, CatalogEntry>()
+  private byKey = new Map<string, ModelInfo>()
   private loadedAt = 0
   private loading: Promise<void> | undefined
   private readonly lists = new Map<string, ModelInfo[]>()
+  /** Bumped on every load, so that derived caches know when to recompute. */
+  generation = 0
 
   constructor(
     readonly providers: Provider[],
@@ -43,6 +51,16 @@ export class ModelCatalog {
     return this.byBareId.get(bareId)
   }
 
+  /**
+   * What the last load said about one model, without waiting: the hot path
+   * must never stall on a provider's model list. A stale list is refreshed
+   * in the background.
+   */
+  peek(providerId: string, model: string): ModelInfo | undefined {
+    if (this.now() - this.loadedAt > this.ttlMs) this.refresh().catch(() => {})
+    return this.byKey.get(`${providerId}/${model}`)
+  }
+
   invalidate(): void {
     this.loadedAt = 0
   }
@@ -58,6 +76,7 @@ export class ModelCatalog {
     const results = await Promise.allSettled(this.providers.map((p) => p.models(signal ?? AbortSignal.timeout(10_000))))
     const entries: CatalogEntry[] = []
     const byBareId = new Map<string, CatalogEntry>()
+    const byKey = new Map<string, ModelInfo>()
     results.forEach((r, i) => {
       const provider = this.providers[i]
       if (r.status === 'fulfilled') this.lists.set(provider.id, r.value)
@@ -65,11 +84,14 @@ export class ModelCatalog {
         const entry = { provider, info }
         entries.push(entry)
         if (!byBareId.has(info.id)) byBareId.set(info.id, entry)
+        byKey.set(`${provider.id}/${info.id}`, info)
       }
     })
     this.entries = entries
     this.byBareId = byBareId
+    this.byKey = byKey
     this.loadedAt = this.now()
+    this.generation++
   }
 }
 
@@ -78,56 +100,127 @@ export interface RouterOptions {
   aliases: Record<string, AliasConfig>
   /** Client model names mapped to others before resolution. */
   modelMap: Record<string, string>
+  /** The `routing` section of the config (validated here). */
+  routing?: unknown
+  /** Clock for breakers and latency; injectable for tests. */
+  now?: () => number
+  random?: () => number
 }
 
+/** A target as routing sees it: where to send, and what is known and measured about it. */
+interface RouteTarget extends Target {
+  key: string
+  weight: number
+  timeoutMs?: number
+  cost?: number
+  configured?: Capabilities
+  stats: TargetStats
+  breaker?: CircuitBreaker
+  caps?: { generation: number; value: Capabilities }
+}
+
+interface Rule {
+  when: RuleConfig['when']
+  targets: RouteTarget[]
+}
+
+interface Plan {
+  name: string
+  strategy: Strategy
+  targets: RouteTarget[]
+  rules?: Rule[]
+  timeoutMs?: number
+  retries: number
+  state: BalanceState
+  /** A client-named `provider/model` or bare id: no alternatives to choose from. */
+  direct: boolean
+}
+
+const AUTO = 'auto'
+
 /**
- * Resolves a client's model name to provider targets and calls them: an alias
- * tries its targets in order on retryable errors until the first event has
- * arrived (never after, since the client may already have bytes).
+ * Resolves a client's model name to targets and calls them. Aliases (and
+ * `auto`) choose among their targets by strategy, skip targets that lack a
+ * capability the request needs or whose circuit is open, retry with backoff,
+ * and fall back to the next target on retryable errors and timeouts until the
+ * first event has arrived (never after: the client may already have bytes).
  */
 export class Router implements Provider {
   readonly id = 'router'
   readonly type = 'router'
   private readonly byId: Map<string, Provider>
+  private readonly config: RoutingConfig
+  private readonly now: () => number
+  private readonly random: () => number
+  private readonly breakers: BreakerBoard
+  private readonly stats = new Map<string, TargetStats>()
+  private readonly plans = new Map<string, Plan>()
+  private autoPlan: Plan | undefined
+  private catalogAuto: { generation: number; plan: Plan } | undefined
 
   constructor(private readonly opts: RouterOptions) {
     this.byId = new Map(opts.catalog.providers.map((p) => [p.id, p]))
+    this.config = parseSection(RoutingConfig, opts.routing, 'routing')
+    this.now = opts.now ?? Date.now
+    this.random = opts.random ?? Math.random
+    this.breakers = new BreakerBoard({ ...this.config.breaker, now: this.now })
+    for (const [name, raw] of Object.entries(opts.aliases)) {
+      const alias = parseSection(AliasRouting, raw, `models.${name}`)
+      const at = `models.${name}`
+      const plan: Plan = {
+        name,
+        strategy: alias.strategy,
+        targets: this.configuredTargets(alias.targets, alias.order, at),
+        timeoutMs: alias.timeoutMs ?? this.config.timeoutMs,
+        retries: alias.retries ?? this.config.retries,
+        state: { cursor: 0 },
+        direct: false,
+      }
+      if (alias.rules) plan.rules = alias.rules.map((r, i) => ({ when: r.when, targets: this.configuredTargets(r.targets, alias.order, `${at}.rules[${i}]`) }))
+      this.plans.set(name, plan)
+    }
+    const auto = this.config.auto
+    if (auto.enabled && !this.plans.has(AUTO) && auto.candidates) {
+      this.autoPlan = {
+        name: AUTO,
+        strategy: auto.strategy,
+        targets: this.configuredTargets(auto.candidates, auto.order, 'routing.auto.candidates'),
+        timeoutMs: this.config.timeoutMs,
+        retries: this.config.retries,
+        state: { cursor: 0 },
+        direct: false,
+      }
+      if (auto.rules) this.autoPlan.rules = auto.rules.map((r, i) => ({ when: r.when, targets: this.configuredTargets(r.targets, auto.order, `routing.auto.rules[${i}]`) }))
+    }
   }
 
   get catalog(): ModelCatalog {
     return this.opts.catalog
   }
 
+  /** Circuit-breaker states of the targets routed so far, for GET /health. */
+  breakerStates(): BreakerStatus[] {
+    return this.breakers.list()
+  }
+
   async models(signal?: AbortSignal): Promise<ModelInfo[]> {
     const entries = await this.opts.catalog.list(signal)
     const out: ModelInfo[] = entries.map((e) => ({ ...e.info, id: `${e.provider.id}/${e.info.id}`, provider: e.provider.id }))
     for (const alias of Object.keys(this.opts.aliases)) out.push({ id: alias, ownedBy: 'gateway', provider: 'gateway' })
+    if (this.config.auto.enabled && !this.opts.aliases[AUTO]) out.push({ id: AUTO, ownedBy: 'gateway', provider: 'gateway' })
     return out
   }
 
   /** Targets for a name that needs no model lists: aliases and `provider/model`. */
   resolveSync(name: string): Target[] | undefined {
-    const mapped = this.opts.modelMap[name] ?? name
-    const alias = this.opts.aliases[mapped]
-    if (alias) {
-      return alias.targets.map((t) => {
-        const target = this.resolveSync(typeof t === 'string' ? t : t.model)
-        if (!target || target.length !== 1) throw new GatewayError('internal', `Alias "${mapped}" has a target that is not "provider/model": ${typeof t === 'string' ? t : t.model}`)
-        return target[0]
-      })
-    }
-    const slash = mapped.indexOf('/')
-    if (slash > 0) {
-      const provider = this.byId.get(mapped.slice(0, slash))
-      if (provider) return [{ provider, model: mapped.slice(slash + 1) }]
-    }
-    return undefined
+    return this.planSync(name)?.targets.map(({ provider, model }) => ({ provider, model }))
   }
 
   async resolve(name: string, signal?: AbortSignal): Promise<Target[]> {
     const sync = this.resolveSync(name)
     if (sync) return sync
     const mapped = this.opts.modelMap[name] ?? name
+    if (mapped === AUTO && this.config.auto.enabled) return (await this.catalogAutoPlan(signal)).targets.map(({ provider, model }) => ({ provider, model }))
     const entry = await this.opts.catalog.find(mapped, signal)
     if (entry) return [{ provider: entry.provider, model: entry.info.id }]
     throw new GatewayError('not_found', `The model "${name}" does not exist or is not served by any configured provider. List models with GET /v1/models.`, {
@@ -137,76 +230,278 @@ export class Router implements Provider {
   }
 
   chat(req: ChatRequest, ctx: CallContext): ReadableStream<ChatEvent> {
-    let targets: Target[] | undefined
+    let plan: Plan | undefined
     try {
-      targets = this.resolveSync(req.model)
+      plan = this.planSync(req.model)
+      // The common case, one named target and no retry or deadline: hand back the provider's own stream, no extra layer.
+      if (plan?.direct && plan.retries === 0 && plan.timeoutMs === undefined) {
+        const t = plan.targets[0]
+        const needs = chatNeeds(req)
+        const miss = missingCapability(needs, this.capabilities(t))
+        if (miss) throw capabilityError(plan.name, [{ key: t.key, miss }])
+        served(ctx, t)
+        return t.provider.chat({ ...req, model: t.model }, ctx)
+      }
     } catch (err) {
       return failed(err)
     }
-    // The common case, one known target: hand back the provider's own stream, no extra layer.
-    if (targets?.length === 1) {
-      const t = targets[0]
-      served(ctx, t)
-      return t.provider.chat({ ...req, model: t.model }, ctx)
-    }
-    return this.fallback(req, ctx, targets)
+    return this.routed(req, ctx, plan)
   }
 
-  private fallback(req: ChatRequest, ctx: CallContext, known: Target[] | undefined): ReadableStream<ChatEvent> {
+  private routed(req: ChatRequest, ctx: CallContext, known: Plan | undefined): ReadableStream<ChatEvent> {
     let reader: ReadableStreamDefaultReader<ChatEvent> | undefined
-    let first: ChatEvent | undefined
+    let first: ReadableStreamReadResult<ChatEvent> | undefined
+    let finish: ((err?: unknown) => void) | undefined
     return new ReadableStream<ChatEvent>(
       {
         start: async () => {
-          const targets = known ?? (await this.resolve(req.model, ctx.signal))
-          let lastError: GatewayError | undefined
-          for (const t of targets) {
-            if (ctx.signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.')
-            const r = t.provider.chat({ ...req, model: t.model }, ctx).getReader()
-            try {
-              const { done, value } = await r.read()
-              served(ctx, t)
-              reader = r
-              if (!done) first = value
-              return
-            } catch (err) {
-              lastError = GatewayError.from(err)
-              if (!lastError.retryable) throw lastError
-            }
-          }
-          throw lastError ?? new GatewayError('unavailable', `No target of "${req.model}" could serve the request.`)
+          const plan = known ?? (await this.planAsync(req.model, ctx.signal))
+          const candidates = this.candidates(plan, chatNeeds(req))
+          const ordered = order(plan.strategy, candidates, plan.state, this.random, this.config.latency.explore)
+          const opened = await this.attempt(plan, ordered, req, ctx)
+          reader = opened.reader
+          first = opened.first
+          finish = opened.finish
         },
         pull: async (controller) => {
-          if (first) {
-            controller.enqueue(first)
+          try {
+            const { done, value } = first ?? (await reader!.read())
             first = undefined
-            return
+            if (done) {
+              finish?.()
+              controller.close()
+            } else controller.enqueue(value)
+          } catch (err) {
+            finish?.(err)
+            throw err
           }
-          const { done, value } = await reader!.read()
-          if (done) controller.close()
-          else controller.enqueue(value)
         },
-        cancel: (reason) => reader?.cancel(reason),
+        cancel: async (reason) => {
+          finish?.()
+          await reader?.cancel(reason)
+        },
       },
       { highWaterMark: 0 },
     )
   }
 
+  /** Tries the targets in order until one sends its first event. */
+  private async attempt(plan: Plan, ordered: RouteTarget[], req: ChatRequest, ctx: CallContext) {
+    let lastError: GatewayError | undefined
+    let openUntil = Infinity
+    for (const t of ordered) {
+      for (let attempt = 0; attempt <= plan.retries; attempt++) {
+        if (attempt > 0) await sleep(backoffMs(attempt - 1, this.config.backoff.baseMs, this.config.backoff.maxMs, this.random, lastError?.retryAfter), ctx.signal)
+        if (t.breaker && !t.breaker.tryAcquire()) {
+          openUntil = Math.min(openUntil, t.breaker.retryInMs())
+          break
+        }
+        t.stats.inFlight++
+        const started = this.now()
+        try {
+          const opened = await this.open(t, req, ctx, t.timeoutMs ?? plan.timeoutMs)
+          t.stats.recordLatency(this.now() - started)
+          t.breaker?.success()
+          served(ctx, t)
+          let finished = false
+          const finish = (err?: unknown) => {
+            if (finished) return
+            finished = true
+            t.stats.inFlight--
+            opened.cleanup()
+            // A failure after the first event cannot fall back, but it still says something about the target.
+            if (err !== undefined && !ctx.signal.aborted) {
+              const e = GatewayError.from(err)
+              if (e.retryable && !isLocal(e)) t.breaker?.failure()
+            }
+          }
+          return { reader: opened.reader, first: opened.first, finish }
+        } catch (err) {
+          t.stats.inFlight--
+          if (ctx.signal.aborted) {
+            t.breaker?.release()
+            throw new GatewayError('cancelled', 'The request was cancelled.', { cause: err })
+          }
+          const e = GatewayError.from(err)
+          if (!e.retryable || isLocal(e)) t.breaker?.release()
+          else t.breaker?.failure()
+          if (!e.retryable) throw e
+          lastError = e
+          // Waiting out a long Retry-After on this target is worse than trying the next one.
+          if (e.retryAfter !== undefined && e.retryAfter * 1000 > this.config.maxRetryAfterMs) break
+        }
+      }
+    }
+    if (lastError) throw lastError
+    throw new GatewayError('unavailable', `Every target of "${plan.name}" is failing: their circuit breakers are open. Try again later.`, {
+      code: 'circuit_open',
+      retryAfter: Number.isFinite(openUntil) ? Math.max(1, Math.ceil(openUntil / 1000)) : undefined,
+    })
+  }
+
+  /** Starts a target's stream and waits for its first event, within the target's deadline. */
+  private async open(t: RouteTarget, req: ChatRequest, ctx: CallContext, timeoutMs: number | undefined) {
+    const ctrl = new AbortController()
+    const onAbort = () => ctrl.abort(ctx.signal.reason)
+    ctx.signal.addEventListener('abort', onAbort, { once: true })
+    const cleanup = () => ctx.signal.removeEventListener('abort', onAbort)
+    const reader = t.provider.chat({ ...req, model: t.model }, { ...ctx, signal: ctrl.signal }).getReader()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      const read = reader.read()
+      const first =
+        timeoutMs === undefined
+          ? await read
+          : await Promise.race([
+              read,
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(
+                  () => reject(new GatewayError('timeout', `Model "${t.key}" sent nothing within ${timeoutMs} ms.`, { code: 'target_timeout' })),
+                  timeoutMs,
+                )
+              }),
+            ])
+      return { reader, first, cleanup }
+    } catch (err) {
+      ctrl.abort(err)
+      reader.cancel(err).catch(() => {})
+      cleanup()
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** The plan's targets for this request: the first matching rule's, without those lacking a needed capability. */
+  private candidates(plan: Plan, needs: Needs): RouteTarget[] {
+    let targets = plan.targets
+    for (const rule of plan.rules ?? []) {
+      if (ruleMatches(rule.when, needs)) {
+        targets = rule.targets
+        break
+      }
+    }
+    const lacking: Array<{ key: string; miss: { capability: string; phrase: string } }> = []
+    const fit: RouteTarget[] = []
+    for (const t of targets) {
+      const miss = missingCapability(needs, this.capabilities(t))
+      if (miss) lacking.push({ key: t.key, miss })
+      else fit.push(t)
+    }
+    if (fit.length === 0) throw capabilityError(plan.name, lacking)
+    return fit
+  }
+
+  private capabilities(t: RouteTarget): Capabilities {
+    const generation = this.opts.catalog.generation
+    const info = this.opts.catalog.peek(t.provider.id, t.model)
+    if (t.caps?.generation === generation) return t.caps.value
+    const configured = t.configured ?? this.config.models[t.key] ?? this.config.models[t.model]
+    const value = mergeCapabilities(t.model, configured, info)
+    t.caps = { generation, value }
+    return value
+  }
+
+  private planSync(name: string): Plan | undefined {
+    const mapped = this.opts.modelMap[name] ?? name
+    const alias = this.plans.get(mapped)
+    if (alias) return alias
+    if (mapped === AUTO && this.autoPlan) return this.autoPlan
+    const slash = mapped.indexOf('/')
+    if (slash > 0) {
+      const provider = this.byId.get(mapped.slice(0, slash))
+      if (provider) return this.directPlan(mapped, provider, mapped.slice(slash + 1))
+    }
+    return undefined
+  }
+
+  private async planAsync(name: string, signal: AbortSignal): Promise<Plan> {
+    const mapped = this.opts.modelMap[name] ?? name
+    if (mapped === AUTO && this.config.auto.enabled) return this.catalogAutoPlan(signal)
+    const [t] = await this.resolve(name, signal)
+    return this.directPlan(name, t.provider, t.model)
+  }
+
+  /** `auto` without configured candidates: every listed model, in catalog order. */
+  private async catalogAutoPlan(signal?: AbortSignal): Promise<Plan> {
+    const entries = await this.opts.catalog.list(signal)
+    const generation = this.opts.catalog.generation
+    if (this.catalogAuto?.generation === generation) return this.catalogAuto.plan
+    const plan: Plan = {
+      name: AUTO,
+      strategy: this.config.auto.strategy,
+      targets: entries.map((e) => this.target(e.provider, e.info.id, {}, true)),
+      timeoutMs: this.config.timeoutMs,
+      retries: this.config.retries,
+      state: this.catalogAuto?.plan.state ?? { cursor: 0 },
+      direct: false,
+    }
+    if (plan.targets.length === 0) throw new GatewayError('unavailable', 'No provider lists any model, so "auto" has nothing to choose from.', { code: 'no_models' })
+    this.catalogAuto = { generation, plan }
+    return plan
+  }
+
+  /** A client-named target: no breaker or shared stats, since names from clients are unbounded. */
+  private directPlan(name: string, provider: Provider, model: string): Plan {
+    const key = `${provider.id}/${model}`
+    return {
+      name,
+      strategy: 'fallback',
+      targets: [{ provider, model, key, weight: 1, stats: new TargetStats(this.config.latency.alpha), ...this.configuredCaps(key, model) }],
+      timeoutMs: this.config.timeoutMs,
+      retries: this.config.retries,
+      state: { cursor: 0 },
+      direct: true,
+    }
+  }
+
+  private configuredCaps(key: string, model: string): { configured?: Capabilities } {
+    const configured = this.config.models[key] ?? this.config.models[model]
+    return configured ? { configured } : {}
+  }
+
+  private configuredTargets(list: TargetConfig[], orderBy: 'listed' | 'cheapest', at: string): RouteTarget[] {
+    const targets = list.map((raw, i) => {
+      const spec = typeof raw === 'string' ? { model: raw } : raw
+      const resolved = this.resolveTargetName(spec.model, `${at}.targets[${i}]`)
+      return this.target(resolved.provider, resolved.model, spec, true)
+    })
+    if (orderBy === 'cheapest') return targets.map((t, i) => ({ t, i })).sort((a, b) => (a.t.cost ?? Infinity) - (b.t.cost ?? Infinity) || a.i - b.i).map((x) => x.t)
+    return targets
+  }
+
+  private resolveTargetName(name: string, at: string): Target {
+    const mapped = this.opts.modelMap[name] ?? name
+    const slash = mapped.indexOf('/')
+    const provider = slash > 0 ? this.byId.get(mapped.slice(0, slash)) : undefined
+    if (!provider) {
+      const known = [...this.byId.keys()].join(', ')
+      throw new ConfigError(`invalid gateway config:\n  - ${at}: "${name}" is not "provider/model" with a configured provider (providers: ${known})`)
+    }
+    return { provider, model: mapped.slice(slash + 1) }
+  }
+
+  private target(provider: Provider, model: string, spec: Exclude<TargetConfig, string> | Record<string, never>, shared: boolean): RouteTarget {
+    const key = `${provider.id}/${model}`
+    let stats = this.stats.get(key)
+    if (!stats) {
+      stats = new TargetStats(this.config.latency.alpha)
+      if (shared) this.stats.set(key, stats)
+    }
+    const s = spec as Partial<Exclude<TargetConfig, string>>
+    const t: RouteTarget = { provider, model, key, weight: s.weight ?? 1, stats }
+    if (s.timeoutMs !== undefined) t.timeoutMs = s.timeoutMs
+    if (s.cost !== undefined) t.cost = s.cost
+    const configured = s.capabilities ?? this.config.models[key] ?? this.config.models[model]
+    if (configured) t.configured = configured
+    if (this.breakers.enabled) t.breaker = this.breakers.get(key)
+    return t
+  }
+
   async embed(req: EmbedRequest, ctx: CallContext) {
-    const [t] = await this.resolve(req.model, ctx.signal)
-    if (!t.provider.embed) {
-      throw new GatewayError(
-        'invalid_request',
-        `Provider "${t.provider.id}" (${t.provider.type}) has no embeddings API. Use an embedding model of a provider that has one (ollama, openai-compatible, azure-openai, bedrock, vertex, local-embeddings), e.g. "ollama/nomic-embed-text".`,
-        { param: 'model', code: 'embeddings_not_supported' },
-      )
-    }
-    if (req.tokens && !t.provider.embedsTokens) {
-      throw new GatewayError('invalid_request', `Provider "${t.provider.id}" (${t.provider.type}) embeds text only and this gateway has no tokenizer to turn token ids back into text: send 'input' as a string or an array of strings.`, {
-        param: 'input',
-        code: 'token_input_not_supported',
-      })
-    }
+    const targets = await this.resolve(req.model, ctx.signal)
+    const t = targets.find((x) => x.provider.embed && !missingCapability(EMBED_NEEDS, this.capabilities(this.target(x.provider, x.model, {}, false)))) ?? targets[0]
+    if (!t.provider.embed) throw new GatewayError('invalid_request', `Provider "${t.provider.id}" has no embeddings API.`, { param: 'model', code: 'embeddings_not_supported' })
     served(ctx, t)
     return t.provider.embed({ ...req, model: t.model }, ctx)
   }
@@ -219,6 +514,25 @@ export class Router implements Provider {
   }
 }
 
+function ruleMatches(when: RuleConfig['when'], needs: Needs): boolean {
+  if (when.vision !== undefined && when.vision !== needs.vision) return false
+  if (when.tools !== undefined && when.tools !== needs.tools) return false
+  if (when.minPromptTokens !== undefined && needs.tokens() < when.minPromptTokens) return false
+  if (when.maxPromptTokens !== undefined && needs.tokens() > when.maxPromptTokens) return false
+  return true
+}
+
+const CAPABILITY_PARAM: Record<string, string> = { vision: 'messages', tools: 'tools', streaming: 'stream', context_window: 'messages', embeddings: 'model', chat: 'model' }
+
+function capabilityError(name: string, lacking: Array<{ key: string; miss: { capability: string; phrase: string } }>): GatewayError {
+  const first = lacking[0]
+  const message =
+    lacking.length === 1 && lacking[0].key === name
+      ? `The model "${name}" cannot serve this request: it lacks ${first.miss.phrase}, which the request needs.`
+      : `No model behind "${name}" can serve this request: ${lacking.map((l) => `${l.key} lacks ${l.miss.phrase}`).join('; ')}.`
+  return new GatewayError('invalid_request', message, { param: CAPABILITY_PARAM[first.miss.capability] ?? 'model', code: 'unsupported_capability' })
+}
+
 function served(ctx: CallContext, t: Target): void {
   if (ctx.meta) {
     ctx.meta.provider = t.provider.id
@@ -228,4 +542,19 @@ function served(ctx: CallContext, t: Target): void {
 
 function failed(err: unknown): ReadableStream<ChatEvent> {
   return new ReadableStream({ start: (c) => c.error(GatewayError.from(err)) })
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new GatewayError('cancelled', 'The request was cancelled.'))
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(new GatewayError('cancelled', 'The request was cancelled.'))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
