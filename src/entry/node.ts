@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serve } from '@hono/node-server'
-import { createGateway, VERSION } from '../app.js'
+import { createGateway, VERSION, type Gateway } from '../app.js'
 import { ConfigError, loadConfig, type GatewayConfig } from '../config.js'
+import { StorageError } from '../storage/index.js'
 import { undiciClient } from './undici-client.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -49,7 +50,13 @@ export async function startNode(): Promise<void> {
     console.error(err instanceof ConfigError ? err.message : err)
     process.exit(1)
   }
-  const gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk })
+  let gateway: Gateway
+  try {
+    gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk })
+  } catch (err) {
+    console.error(err instanceof StorageError || err instanceof ConfigError ? err.message : err)
+    process.exit(1)
+  }
   const { host, port } = config.server
   if (config.server.apiKeys.length === 0 && !isLoopback(host)) {
     gateway.logger.warn(
@@ -57,7 +64,7 @@ export async function startNode(): Promise<void> {
     )
   }
   const server = serve({ fetch: gateway.fetch, port, hostname: host }, (info) => {
-    gateway.logger.info('gateway listening', { version: VERSION, url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`, providers: gateway.providers.map((p) => `${p.id}:${p.type}`) })
+    gateway.logger.info('gateway listening', { version: VERSION, url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`, providers: gateway.providers.map((p) => `${p.id}:${p.type}`), storage: gateway.storage.describe })
   })
   const shutdown = () => {
     gateway.logger.info('shutting down')

@@ -20,6 +20,7 @@ function envStrings(env: Env): Record<string, string | undefined> {
 export default {
   async fetch(request: Request, env: Env, ctx: unknown): Promise<Response> {
     gateway ??= createGateway(loadConfig(env.GATEWAY_CONFIG_JSON ? JSON.parse(env.GATEWAY_CONFIG_JSON) : undefined, envStrings(env)), {
+      bindings: env,
       assets: env.ASSETS ? async (path) => {
         const res = await env.ASSETS!.fetch(new URL(`/${path}`, 'https://assets.local').toString())
         return res.ok ? res : null
