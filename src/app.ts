@@ -1,0 +1,109 @@
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { cors } from 'hono/cors'
+import type { GatewayConfig } from './config.js'
+import { GatewayError } from './errors.js'
+import { createLogger, type Logger } from './logger.js'
+import { auth } from './middleware/auth.js'
+import { requestId } from './middleware/request-id.js'
+import { ModelCatalog, Router } from './pipeline/router.js'
+import { createProviders } from './providers/registry.js'
+import { fetchClient, type HttpClient } from './providers/shared/http.js'
+import type { Provider } from './providers/types.js'
+import type { AppEnv, GatewayApp } from './routes/env.js'
+import { errorResponse } from './routes/errors.js'
+import { embeddingRoutes } from './routes/embeddings.js'
+import { openAIRoutes } from './routes/openai.js'
+import { systemRoutes } from './routes/system.js'
+import { openStorage, type GatewayStorage } from './storage/index.js'
+
+export const VERSION = '0.1.0'
+
+export interface GatewayDeps {
+  /** Upstream HTTP client; defaults to the runtime's fetch. */
+  http?: HttpClient
+  logger?: Logger
+  /** Bundled static files (docs UI). */
+  assets?: (path: string) => Promise<Response | null>
+  /** Extra providers (tests, embedders) added after the configured ones. */
+  providers?: Provider[]
+  /** The Worker's env: KV namespaces for `cloudflare-kv-binding` storage mounts. */
+  bindings?: Record<string, unknown>
+}
+
+export interface Gateway {
+  app: GatewayApp
+  fetch: (request: Request, env?: unknown, ctx?: unknown) => Response | Promise<Response>
+  router: Router
+  providers: Provider[]
+  /** The storage mounts (cache, analytics, files, jobs, streams); see src/storage/index.ts. */
+  storage: GatewayStorage
+  config: GatewayConfig
+  logger: Logger
+  openapi(): unknown
+  close(): Promise<void>
+}
+
+const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/'])
+
+/** The composition root: config → providers → pipeline → routes. The one place that shows the whole flow. */
+export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
+  const logger = deps.logger ?? createLogger(config.server.logLevel)
+  const http = deps.http ?? fetchClient()
+  const providers = [...createProviders(config.providers, { http }), ...(deps.providers ?? [])]
+  const catalog = new ModelCatalog(providers)
+  const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap })
+  const storage = await openStorage(config.storage, { bindings: deps.bindings, logger })
+  // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
+  const pipeline: Provider = router
+
+  const app: GatewayApp = new OpenAPIHono<AppEnv>()
+  app.onError((err, c) => errorResponse(c, err, logger))
+  app.notFound((c) => errorResponse(c, new GatewayError('not_found', `Unknown route: ${c.req.method} ${c.req.path}`, { code: 'unknown_route' }), logger))
+
+  app.use('*', requestId())
+  if (config.server.cors.origins.length) {
+    const origins = config.server.cors.origins
+    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'server-timing'], maxAge: 600 }))
+  }
+  app.use(
+    '*',
+    await auth({
+      keys: config.server.apiKeys,
+      adminKeys: config.server.adminKeys,
+      isPublic: (method, path) => PUBLIC.has(path) || (method === 'HEAD' && path === '/'),
+    }),
+  )
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', description: 'A gateway API key (also accepted as x-api-key).' })
+
+  let openapiDoc: unknown
+  const openapi = () =>
+    (openapiDoc ??= app.getOpenAPI31Document({
+      openapi: '3.1.0',
+      info: {
+        title: 'vscode-lm-gateway',
+        version: VERSION,
+        description: 'OpenAI- and Anthropic-compatible gateway to VS Code language models and other backends.',
+        license: { name: 'MIT' },
+      },
+      servers: [{ url: 'http://127.0.0.1:4000', description: 'Local gateway' }],
+    }))
+
+  systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi })
+  openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
+  embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
+
+  return {
+    app,
+    fetch: (request, env, ctx) => app.fetch(request, env, ctx as never),
+    router,
+    providers,
+    storage,
+    config,
+    logger,
+    openapi,
+    async close() {
+      await storage.close()
+    },
+  }
+}
