@@ -501,7 +501,19 @@ export class Router implements Provider {
   async embed(req: EmbedRequest, ctx: CallContext) {
     const targets = await this.resolve(req.model, ctx.signal)
     const t = targets.find((x) => x.provider.embed && !missingCapability(EMBED_NEEDS, this.capabilities(this.target(x.provider, x.model, {}, false)))) ?? targets[0]
-    if (!t.provider.embed) throw new GatewayError('invalid_request', `Provider "${t.provider.id}" has no embeddings API.`, { param: 'model', code: 'embeddings_not_supported' })
+    if (!t.provider.embed) {
+      throw new GatewayError(
+        'invalid_request',
+        `Provider "${t.provider.id}" (${t.provider.type}) has no embeddings API. Use an embedding model of a provider that has one (ollama, openai-compatible, azure-openai, bedrock, vertex, local-embeddings), e.g. "ollama/nomic-embed-text".`,
+        { param: 'model', code: 'embeddings_not_supported' },
+      )
+    }
+    if (req.tokens && !t.provider.embedsTokens) {
+      throw new GatewayError('invalid_request', `Provider "${t.provider.id}" (${t.provider.type}) embeds text only and this gateway has no tokenizer to turn token ids back into text: send 'input' as a string or an array of strings.`, {
+        param: 'input',
+        code: 'token_input_not_supported',
+      })
+    }
     served(ctx, t)
     return t.provider.embed({ ...req, model: t.model }, ctx)
   }
