@@ -9,6 +9,8 @@ export interface CallContext {
   keyId?: string
   /** Free-form request-scoped values the pipeline shares (timings, cache status …). */
   meta?: Record<string, unknown>
+  /** The client's request headers, for stages a client steers per request (x-gateway-cache, Cache-Control). */
+  headers?: Headers
 }
 
 export interface Provider {

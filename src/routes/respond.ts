@@ -15,13 +15,15 @@ export interface StreamEncoder {
 }
 
 export function callContext(c: Context<AppEnv>): CallContext {
-  return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: {} }
+  return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: {}, headers: c.req.raw.headers }
 }
 
 export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<string, string> {
   const headers: Record<string, string> = {}
   const served = ctx.meta?.servedModel
   if (typeof served === 'string') headers['x-gateway-model'] = served
+  const cache = ctx.meta?.cache
+  if (typeof cache === 'string') headers['x-gateway-cache'] = cache
   const ms = performance.now() - c.get('startedAt')
   headers['server-timing'] = `gateway;dur=${ms.toFixed(2)}`
   return headers
