@@ -12,6 +12,8 @@ export type AppEnv = {
     dialect: Dialect
     /** Request start, for server-timing. */
     startedAt: number
+    /** The request's shared ctx.meta (created by the usage middleware; see src/pipeline/usage.ts). */
+    meta: Record<string, unknown>
   }
 }
 

@@ -15,7 +15,7 @@ export interface StreamEncoder {
 }
 
 export function callContext(c: Context<AppEnv>): CallContext {
-  return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: {}, headers: c.req.raw.headers }
+  return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: c.get('meta') ?? {}, headers: c.req.raw.headers }
 }
 
 export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<string, string> {
