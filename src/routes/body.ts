@@ -34,7 +34,12 @@ export function validationError(issues: ReadonlyArray<z.core.$ZodIssue>): Gatewa
   const input = (issue as { input?: unknown }).input
   const missing = issue.code === 'invalid_type' && input === undefined && issue.path.length > 0
   let detail = issue.message.replace(/^Invalid input: /, '')
-  if (issue.code === 'invalid_union') {
+  const disc = issue as { discriminator?: string; options?: unknown[] }
+  if (issue.code === 'invalid_union' && disc.discriminator && disc.options) {
+    const given = input && typeof input === 'object' ? (input as Record<string, unknown>)[disc.discriminator] : undefined
+    if (given === undefined) return new GatewayError('invalid_request', `Missing required parameter: '${param}'.`, { param, code: 'missing_required_parameter' })
+    detail = `${JSON.stringify(given)} is not one of ${disc.options.map((o) => `'${String(o)}'`).join(', ')}`
+  } else if (issue.code === 'invalid_union') {
     const expected = [...new Set(issue.errors.flatMap((b) => b.filter((x) => x.code === 'invalid_type').map((x) => (x as { expected: string }).expected)))]
     detail = expected.length ? `expected ${expected.join(' or ')}, got ${typeName(input)}` : `got an unexpected value (${typeName(input)})`
   } else if (detail === 'Invalid input') detail = `got an unexpected value (${typeName(input)})`

@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Log, LogLevel, Miniflare } from 'miniflare'
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export interface RuntimeServer {
+  url: string
+  close(): Promise<void>
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForHealth(url: string, child?: ChildProcess, log?: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode}: ${log?.()}`)
+    try {
+      const res = await fetch(`${url}/health`)
+      if (res.ok) return
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`no answer from ${url} within 30 s: ${log?.()}`)
+}
+
+/** Runs the Bun entry (`bun src/entry/bun.ts`) with the given config. */
+export async function startBun(config: unknown): Promise<RuntimeServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'lmgw-bun-'))
+  const file = join(dir, 'gateway.config.json')
+  writeFileSync(file, JSON.stringify(config))
+  const port = await freePort()
+  let out = ''
+  const child = spawn(join(root, 'node_modules', '.bin', 'bun'), ['src/entry/bun.ts'], {
+    cwd: root,
+    env: { ...process.env, GATEWAY_CONFIG: file, PORT: String(port), BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stdout!.on('data', (d) => (out += d))
+  child.stderr!.on('data', (d) => (out += d))
+  const url = `http://127.0.0.1:${port}`
+  await waitForHealth(url, child, () => out)
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+let bundled: Promise<string> | undefined
+
+/** The Worker exactly as `npm run build:worker` bundles it (wrangler, with its Node polyfills). */
+export function workerBundle(): Promise<string> {
+  bundled ??= new Promise<string>((resolve, reject) => {
+    const outdir = mkdtempSync(join(tmpdir(), 'lmgw-worker-'))
+    const child = spawn(join(root, 'node_modules', '.bin', 'wrangler'), ['deploy', '--dry-run', '--outdir', outdir], {
+      cwd: root,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout!.on('data', (d) => (out += d))
+    child.stderr!.on('data', (d) => (out += d))
+    child.once('exit', (code) => (code === 0 ? resolve(join(outdir, 'worker.js')) : reject(new Error(`wrangler build failed (${code}): ${out}`))))
+  })
+  return bundled
+}
+
+/** Runs the Worker entry inside workerd (Miniflare), serving HTTP on a loopback port. */
+export async function startWorkerd(config: unknown, bindings: Record<string, string> = {}): Promise<RuntimeServer & { mf: Miniflare }> {
+  const scriptPath = await workerBundle()
+  const port = await freePort()
+  const mf = new Miniflare({
+    modules: [{ type: 'ESModule', path: 'worker.js', contents: readFileSync(scriptPath, 'utf8') }],
+    compatibilityDate: '2026-04-01',
+    compatibilityFlags: ['nodejs_compat'],
+    bindings: { GATEWAY_CONFIG_JSON: JSON.stringify(config), ...bindings },
+    cf: false,
+    host: '127.0.0.1',
+    port,
+    log: new Log(LogLevel.WARN),
+  })
+  const url = (await mf.ready).toString().replace(/\/$/, '')
+  await waitForHealth(url)
+  return { url, mf, close: () => mf.dispose() }
+}
