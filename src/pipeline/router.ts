@@ -252,18 +252,21 @@ export class Router implements Provider {
     let reader: ReadableStreamDefaultReader<ChatEvent> | undefined
     let first: ReadableStreamReadResult<ChatEvent> | undefined
     let finish: ((err?: unknown) => void) | undefined
+    let opening: Promise<void> | undefined
     return new ReadableStream<ChatEvent>(
       {
-        start: async () => {
-          const plan = known ?? (await this.planAsync(req.model, ctx.signal))
-          const candidates = this.candidates(plan, chatNeeds(req))
-          const ordered = order(plan.strategy, candidates, plan.state, this.random, this.config.latency.explore)
-          const opened = await this.attempt(plan, ordered, req, ctx)
-          reader = opened.reader
-          first = opened.first
-          finish = opened.finish
-        },
+        // Opened lazily in the first pull, not in start(): workerd may pull before an async start() settles.
         pull: async (controller) => {
+          opening ??= (async () => {
+            const plan = known ?? (await this.planAsync(req.model, ctx.signal))
+            const candidates = this.candidates(plan, chatNeeds(req))
+            const ordered = order(plan.strategy, candidates, plan.state, this.random, this.config.latency.explore)
+            const opened = await this.attempt(plan, ordered, req, ctx)
+            reader = opened.reader
+            first = opened.first
+            finish = opened.finish
+          })()
+          await opening
           try {
             const { done, value } = first ?? (await reader!.read())
             first = undefined
