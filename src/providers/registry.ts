@@ -1,4 +1,5 @@
 import type { ProviderConfig } from '../config.js'
+import { bedrockProvider } from './bedrock/index.js'
 import { mockProvider } from './mock/index.js'
 import { openAICompatibleProvider } from './openai-compatible/index.js'
 import type { HttpClient } from './shared/http.js'
@@ -14,6 +15,7 @@ type Factory = (config: ProviderConfig, deps: ProviderDeps) => Provider
 const factories: Record<string, Factory> = {
   mock: (c) => mockProvider(c as never),
   'openai-compatible': (c, d) => openAICompatibleProvider(c as never, d.http),
+  bedrock: (c, d) => bedrockProvider(c as never, d.http),
 }
 
 export function registerProviderType(type: string, factory: Factory): void {
