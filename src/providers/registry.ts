@@ -1,6 +1,7 @@
 import type { ProviderConfig } from '../config.js'
 import { bedrockProvider } from './bedrock/index.js'
 import { mockProvider } from './mock/index.js'
+import { ollamaProvider } from './ollama/index.js'
 import { openAICompatibleProvider } from './openai-compatible/index.js'
 import type { HttpClient } from './shared/http.js'
 import type { Provider } from './types.js'
@@ -16,6 +17,7 @@ const factories: Record<string, Factory> = {
   mock: (c) => mockProvider(c as never),
   'openai-compatible': (c, d) => openAICompatibleProvider(c as never, d.http),
   bedrock: (c, d) => bedrockProvider(c as never, d.http),
+  ollama: (c, d) => ollamaProvider(c as never, d.http),
 }
 
 export function registerProviderType(type: string, factory: Factory): void {
