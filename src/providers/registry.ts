@@ -1,4 +1,5 @@
 import type { ProviderConfig } from '../config.js'
+import { azureOpenAIProvider } from './azure-openai/index.js'
 import { bedrockProvider } from './bedrock/index.js'
 import { mockProvider } from './mock/index.js'
 import { ollamaProvider } from './ollama/index.js'
@@ -18,6 +19,7 @@ const factories: Record<string, Factory> = {
   'openai-compatible': (c, d) => openAICompatibleProvider(c as never, d.http),
   bedrock: (c, d) => bedrockProvider(c as never, d.http),
   ollama: (c, d) => ollamaProvider(c as never, d.http),
+  'azure-openai': (c, d) => azureOpenAIProvider(c as never, d.http),
 }
 
 export function registerProviderType(type: string, factory: Factory): void {
