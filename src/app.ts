@@ -5,6 +5,7 @@ import { GatewayError } from './errors.js'
 import { createLogger, type Logger } from './logger.js'
 import { auth } from './middleware/auth.js'
 import { requestId } from './middleware/request-id.js'
+import { modelNameResolver } from './pipeline/model-names.js'
 import { ModelCatalog, Router } from './pipeline/router.js'
 import { createProviders } from './providers/registry.js'
 import { fetchClient, type HttpClient } from './providers/shared/http.js'
@@ -12,7 +13,9 @@ import type { Provider } from './providers/types.js'
 import type { AppEnv, GatewayApp } from './routes/env.js'
 import { errorResponse } from './routes/errors.js'
 import { embeddingRoutes } from './routes/embeddings.js'
+import { anthropicRoutes } from './routes/anthropic.js'
 import { openAIRoutes } from './routes/openai.js'
+import { responsesRoutes } from './routes/responses.js'
 import { systemRoutes } from './routes/system.js'
 import { openStorage, type GatewayStorage } from './storage/index.js'
 
@@ -51,7 +54,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const http = deps.http ?? fetchClient()
   const providers = [...createProviders(config.providers, { http }), ...(deps.providers ?? [])]
   const catalog = new ModelCatalog(providers)
-  const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap })
+  const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
   const storage = await openStorage(config.storage, { bindings: deps.bindings, logger })
   // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
   const pipeline: Provider = router
@@ -92,6 +95,8 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi })
   openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
   embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
+  anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
+  responsesRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
 
   return {
     app,

@@ -36,6 +36,10 @@ export const ConfigSchema = z.object({
       /** Let clients send http(s) image URLs (otherwise data: URLs only). */
       allowRemoteMedia: z.boolean().default(false),
       logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+      /** Proxies (CIDRs) whose X-Forwarded-For is believed, e.g. a local cloudflared: ["127.0.0.1/32", "::1/128"]. */
+      trustedProxies: z.array(z.string()).default(() => []),
+      /** Client addresses (CIDRs, IPv4 and IPv6) allowed in; empty allows all. Applied after trustedProxies. */
+      ipAllow: z.array(z.string()).default(() => []),
     })
     .prefault({}),
   providers: z.array(ProviderConfig).default(() => []),
@@ -47,6 +51,15 @@ export const ConfigSchema = z.object({
   analytics: z.looseObject({ enabled: z.boolean().default(false) }).prefault({}),
   streaming: z.looseObject({}).default(() => ({})),
   routing: z.looseObject({}).default(() => ({})),
+  /** What clients in the field need (src/pipeline/model-names.ts, src/routes/tool-pairs.ts). */
+  compat: z
+    .object({
+      /** Repair orphaned tool calls/results in a client's history instead of answering 400. */
+      repairToolPairs: z.boolean().default(false),
+      /** Dated Claude ids and other field names → the closest served model; false turns it off. */
+      modelNames: z.union([z.literal(false), z.looseObject({ map: z.record(z.string(), z.string()).optional(), families: z.boolean().optional() })]).default(() => ({})),
+    })
+    .prefault({}),
   limits: z.looseObject({}).default(() => ({})),
   queue: z.looseObject({}).default(() => ({})),
 })

@@ -100,6 +100,8 @@ export interface RouterOptions {
   aliases: Record<string, AliasConfig>
   /** Client model names mapped to others before resolution. */
   modelMap: Record<string, string>
+  /** Resolves a name nothing else knows to one the router does (see model-names.ts). */
+  nearest?: (name: string, signal?: AbortSignal) => Promise<string | undefined>
   /** The `routing` section of the config (validated here). */
   routing?: unknown
   /** Clock for breakers and latency; injectable for tests. */
@@ -216,11 +218,14 @@ export class Router implements Provider {
     return this.planSync(name)?.targets.map(({ provider, model }) => ({ provider, model }))
   }
 
-  async resolve(name: string, signal?: AbortSignal): Promise<Target[]> {
+  async resolve(name: string, signal?: AbortSignal, renamed = false): Promise<Target[]> {
     const sync = this.resolveSync(name)
     if (sync) return sync
     const mapped = this.opts.modelMap[name] ?? name
     if (mapped === AUTO && this.config.auto.enabled) return (await this.catalogAutoPlan(signal)).targets.map(({ provider, model }) => ({ provider, model }))
+    // Names clients send in the field (dated Claude ids …) → the closest model served (model-names.ts); once only.
+    const near = renamed ? undefined : await this.opts.nearest?.(mapped, signal)
+    if (near) return this.resolve(near, signal, true)
     const entry = await this.opts.catalog.find(mapped, signal)
     if (entry) return [{ provider: entry.provider, model: entry.info.id }]
     throw new GatewayError('not_found', `The model "${name}" does not exist or is not served by any configured provider. List models with GET /v1/models.`, {
