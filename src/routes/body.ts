@@ -32,7 +32,8 @@ export function validationError(issues: ReadonlyArray<z.core.$ZodIssue>): Gatewa
   const issue = deepest(issues)
   const param = formatPath(issue.path)
   const input = (issue as { input?: unknown }).input
-  const missing = issue.code === 'invalid_type' && input === undefined && issue.path.length > 0
+  // A union (e.g. embeddings' input: string | string[] | token ids) reports a missing field as invalid_union.
+  const missing = (issue.code === 'invalid_type' || issue.code === 'invalid_union') && input === undefined && issue.path.length > 0
   let detail = issue.message.replace(/^Invalid input: /, '')
   const disc = issue as { discriminator?: string; options?: unknown[] }
   if (issue.code === 'invalid_union' && disc.discriminator && disc.options) {

@@ -57,8 +57,12 @@ export async function embedInBatches<T>(
       const i = next++
       const start = i * size
       const batch = items.slice(start, start + size)
+      // A signal per batch, detached when it is done: listeners that upstream calls hang on it go with it.
+      const child = new AbortController()
+      const onFail = () => child.abort(ctrl.signal.reason)
+      ctrl.signal.addEventListener('abort', onFail, { once: true })
       try {
-        results[i] = checked(provider, await run(batch, ctrl.signal), batch.length)
+        results[i] = checked(provider, await run(batch, child.signal), batch.length)
       } catch (err) {
         if (failure) return
         const e = GatewayError.from(err)
@@ -74,6 +78,8 @@ export async function embedInBatches<T>(
                 cause: e,
               })
         ctrl.abort(failure)
+      } finally {
+        ctrl.signal.removeEventListener('abort', onFail)
       }
     }
   }
