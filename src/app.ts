@@ -3,10 +3,13 @@ import { cors } from 'hono/cors'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import { createLogger, type Logger } from './logger.js'
-import { auth } from './middleware/auth.js'
+import { auth, keyId } from './middleware/auth.js'
 import { requestId } from './middleware/request-id.js'
 import { modelNameResolver } from './pipeline/model-names.js'
 import { ModelCatalog, Router } from './pipeline/router.js'
+import { RequestQueue, withPriority } from './pipeline/queue.js'
+import { keyRateLimit, RateLimiter } from './pipeline/rate-limit.js'
+import { gateTarget } from './pipeline/target-gate.js'
 import { createProviders } from './providers/registry.js'
 import { fetchClient, type HttpClient } from './providers/shared/http.js'
 import type { Provider } from './providers/types.js'
@@ -15,6 +18,7 @@ import { errorResponse } from './routes/errors.js'
 import { embeddingRoutes } from './routes/embeddings.js'
 import { anthropicRoutes } from './routes/anthropic.js'
 import { openAIRoutes } from './routes/openai.js'
+import { queueRoutes } from './routes/queue.js'
 import { responsesRoutes } from './routes/responses.js'
 import { systemRoutes } from './routes/system.js'
 import { openStorage, type GatewayStorage } from './storage/index.js'
@@ -22,6 +26,8 @@ import { openStorage, type GatewayStorage } from './storage/index.js'
 export const VERSION = '0.1.0'
 
 export interface GatewayDeps {
+  /** Clock of rate limits, queue and circuit breakers (ms); tests drive it. */
+  now?: () => number
   /** Upstream HTTP client; defaults to the runtime's fetch. */
   http?: HttpClient
   logger?: Logger
@@ -53,11 +59,17 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const logger = deps.logger ?? createLogger(config.server.logLevel)
   const http = deps.http ?? fetchClient()
   const providers = [...createProviders(config.providers, { http }), ...(deps.providers ?? [])]
-  const catalog = new ModelCatalog(providers)
-  const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
+  const now = deps.now ?? Date.now
+  // Per-target limits and the queue sit below the router, where the resolved provider/model is known.
+  const limiter = await RateLimiter.create(config.limits, { now, keyId, logger })
+  const queue = await RequestQueue.create(config.queue, { now, keyId })
+  const catalog = new ModelCatalog(providers.map((p) => gateTarget(p, limiter, queue)))
+  const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, routing: config.routing, now, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
+  // API-key limits and the request's priority are settled once per client request, above routing.
+  const admitted = keyRateLimit(withPriority(router, queue), limiter)
   const storage = await openStorage(config.storage, { bindings: deps.bindings, logger })
   // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
-  const pipeline: Provider = router
+  const pipeline: Provider = admitted
 
   const app: GatewayApp = new OpenAPIHono<AppEnv>()
   app.onError((err, c) => errorResponse(c, err, logger))
@@ -92,7 +104,8 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
       servers: [{ url: 'http://127.0.0.1:4000', description: 'Local gateway' }],
     }))
 
-  systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi })
+  systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi, breakers: () => router.breakerStates() })
+  queueRoutes(app, { queue })
   openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
   embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
   anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
@@ -109,6 +122,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     openapi,
     async close() {
       await storage.close()
+      await limiter.close()
     },
   }
 }

@@ -11,6 +11,16 @@ export interface CallContext {
   meta?: Record<string, unknown>
   /** The client's request headers, for stages a client steers per request (x-gateway-cache, Cache-Control). */
   headers?: Headers
+  /** Called while the request waits in the queue: position and estimate, for streams' progress frames. */
+  onQueue?: (status: QueueStatus) => void
+}
+
+/** Where a queued request stands. */
+export interface QueueStatus {
+  /** 1-based place among the requests waiting for the same model or provider. */
+  position: number
+  /** Expected wait from the measured service rate; undefined until a first request has been served. */
+  estimatedWaitMs?: number
 }
 
 export interface Provider {

@@ -5,6 +5,7 @@ import { openAIErrorBody, openAIStatus } from '../dialects/openai/errors.js'
 import { GatewayError, kindForStatus } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { AppEnv, Dialect } from './env.js'
+import { limitHeaders } from './limit-headers.js'
 
 export function dialectOf(c: Context<AppEnv>): Dialect {
   return c.get('dialect') ?? (c.req.path.startsWith('/v1/messages') ? 'anthropic' : 'openai')
@@ -22,6 +23,7 @@ export function errorResponse(c: Context<AppEnv>, err: unknown, logger: Logger):
   else if (e.status >= 500) logger.warn('request failed', { requestId: c.get('requestId'), kind: e.kind, status: e.status, error: e.message })
   const headers: Record<string, string> = { 'x-should-retry': String(e.retryable) }
   if (e.retryAfter !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfter))
+  if (e.kind === 'rate_limit') Object.assign(headers, limitHeaders(c.get('meta'), true))
   const requestId = c.get('requestId') ?? null
   if (requestId) {
     headers['x-request-id'] = requestId

@@ -5,6 +5,7 @@ import { GatewayError } from '../errors.js'
 import type { CallContext, Provider } from '../providers/types.js'
 import { SSE_HEADERS, sseStream, type SseFrame } from '../streaming/sse.js'
 import type { AppEnv } from './env.js'
+import { limitHeaders } from './limit-headers.js'
 
 /** How a dialect writes a stream: frames before, per event, after, and for an in-band error. */
 export interface StreamEncoder {
@@ -26,6 +27,7 @@ export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<str
   if (typeof cache === 'string') headers['x-gateway-cache'] = cache
   const ms = performance.now() - c.get('startedAt')
   headers['server-timing'] = `gateway;dur=${ms.toFixed(2)}`
+  Object.assign(headers, limitHeaders(ctx.meta))
   return headers
 }
 

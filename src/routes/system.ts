@@ -1,5 +1,6 @@
 import { Scalar } from '@scalar/hono-api-reference'
 import { z } from '@hono/zod-openapi'
+import type { BreakerStatus } from '../pipeline/breaker.js'
 import type { Provider } from '../providers/types.js'
 import { defineRoute, jsonContent } from './define.js'
 import type { GatewayApp } from './env.js'
@@ -11,6 +12,8 @@ export interface SystemRouteDeps {
   assets?: (path: string) => Promise<Response | null>
   /** The OpenAPI document, built once on first use. */
   openapi: () => unknown
+  /** Circuit-breaker states of routing targets. */
+  breakers?: () => BreakerStatus[]
 }
 
 const Health = z
@@ -19,6 +22,16 @@ const Health = z
     version: z.string(),
     uptime_s: z.number(),
     providers: z.array(z.object({ id: z.string(), type: z.string(), ok: z.boolean(), detail: z.string().optional(), latency_ms: z.number() })),
+    breakers: z
+      .array(
+        z.object({
+          target: z.string().openapi({ example: 'openai/gpt-4o' }),
+          state: z.enum(['closed', 'open', 'half_open']),
+          consecutive_failures: z.number().int(),
+          retry_in_ms: z.number().int().optional().openapi({ description: 'Until an open circuit lets a probe through.' }),
+        }),
+      )
+      .openapi({ description: 'Circuit breakers of the routing targets used so far; an open one makes the status degraded.' }),
   })
   .openapi('Health')
 
@@ -44,8 +57,9 @@ export function systemRoutes(app: GatewayApp, deps: SystemRouteDeps): void {
           return { id: p.id, type: p.type, ok: h.ok, ...('detail' in h && h.detail ? { detail: h.detail } : {}), latency_ms: Math.round(performance.now() - t0) }
         }),
       )
-      const status = providers.every((p) => p.ok) ? 'ok' : 'degraded'
-      return c.json({ status, version: deps.version, uptime_s: Math.round((Date.now() - started) / 1000), providers })
+      const breakers = (deps.breakers?.() ?? []).map((b) => ({ target: b.target, state: b.state, consecutive_failures: b.consecutiveFailures, ...(b.retryInMs !== undefined ? { retry_in_ms: Math.ceil(b.retryInMs) } : {}) }))
+      const status = providers.every((p) => p.ok) && breakers.every((b) => b.state !== 'open') ? 'ok' : 'degraded'
+      return c.json({ status, version: deps.version, uptime_s: Math.round((Date.now() - started) / 1000), providers, breakers })
     },
   )
 
