@@ -1,0 +1,110 @@
+import { z } from 'zod'
+import type { ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
+import { GatewayError } from '../../errors.js'
+import { embedBatchOptions } from '../shared/embed-batches.js'
+import type { HttpClient } from '../shared/http.js'
+import type { CallContext, Provider } from '../types.js'
+import { vertexEmbed } from './embed.js'
+import { ServiceAccount, serviceAccountTokens, type TokenSource } from './service-account.js'
+import { googleChat, type GoogleTransport } from './transport.js'
+
+export const VertexOptions = z.looseObject({
+  id: z.string(),
+  /** Defaults to the service account's project_id, then GOOGLE_CLOUD_PROJECT. */
+  project: z.string().min(1).optional(),
+  /** A region such as us-central1, or "global". Defaults to GOOGLE_CLOUD_LOCATION, then us-central1. */
+  location: z.string().min(1).optional(),
+  /** The service-account key: the JSON object, or its text (e.g. "${GOOGLE_SERVICE_ACCOUNT_JSON}"). */
+  credentials: z.union([z.string().min(1), z.looseObject({})]).optional(),
+  /** A ready OAuth token (e.g. from `gcloud auth print-access-token`) instead of a service account. */
+  accessToken: z.string().min(1).optional(),
+  /** Endpoint override (Private Service Connect, tests). */
+  baseURL: z.string().url().optional(),
+  models: z.array(z.union([z.string(), z.looseObject({ id: z.string() })])).optional(),
+  timeoutMs: z.number().int().positive().default(120_000),
+  ...embedBatchOptions(250),
+})
+export type VertexOptions = z.input<typeof VertexOptions>
+
+type Env = Record<string, string | undefined>
+
+/** Served when no models are configured: Vertex has no stable list call for publisher models. */
+export const VERTEX_DEFAULT_MODELS = ['gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite', 'gemini-2.0-flash-001', 'text-embedding-005', 'gemini-embedding-001']
+
+function processEnv(): Env {
+  return (globalThis as { process?: { env?: Env } }).process?.env ?? {}
+}
+
+export interface VertexDeps {
+  env?: Env
+  /** Clock for token expiry. */
+  now?: () => number
+}
+
+/** Google Vertex AI: Gemini models of the google publisher, authorised with a service account. */
+export function vertexProvider(input: VertexOptions, http: HttpClient, deps: VertexDeps = {}): Provider {
+  const opts = VertexOptions.parse(input)
+  const env = deps.env ?? processEnv()
+  const id = opts.id
+  const rawCredentials = opts.credentials ?? env.GOOGLE_SERVICE_ACCOUNT_JSON
+  let tokens: TokenSource | undefined
+  let saProject: string | undefined
+  if (rawCredentials !== undefined) {
+    let json: unknown = rawCredentials
+    if (typeof rawCredentials === 'string') {
+      try {
+        json = JSON.parse(rawCredentials)
+      } catch {
+        throw new Error(`Vertex provider "${id}": credentials is not JSON (expected the service-account key file's content).`)
+      }
+    }
+    const sa = ServiceAccount.safeParse(json)
+    if (!sa.success) throw new Error(`Vertex provider "${id}": credentials is not a service-account key: ${sa.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+    saProject = sa.data.project_id
+    tokens = serviceAccountTokens(id, sa.data, http, { now: deps.now })
+  } else if (!opts.accessToken) {
+    throw new Error(`Vertex provider "${id}": no credentials: set "credentials" to a service-account key (or GOOGLE_SERVICE_ACCOUNT_JSON), or "accessToken".`)
+  }
+  const project = opts.project ?? saProject ?? env.GOOGLE_CLOUD_PROJECT
+  if (!project) throw new Error(`Vertex provider "${id}": no project: set "project" or GOOGLE_CLOUD_PROJECT.`)
+  const location = opts.location ?? env.GOOGLE_CLOUD_LOCATION ?? 'us-central1'
+  const host = opts.baseURL?.replace(/\/+$/, '') ?? (location === 'global' ? 'https://aiplatform.googleapis.com' : `https://${location}-aiplatform.googleapis.com`)
+  const prefix = `${host}/v1/projects/${encodeURIComponent(project)}/locations/${encodeURIComponent(location)}`
+  const modelIds = opts.models?.map((m) => (typeof m === 'string' ? m : m.id)) ?? VERTEX_DEFAULT_MODELS
+  const staticToken = opts.accessToken
+
+  const transport: GoogleTransport = {
+    id,
+    label: 'Vertex AI',
+    http,
+    timeoutMs: opts.timeoutMs,
+    methodUrl(model, method) {
+      // Full resource names (tuned models, other publishers) pass through; bare ids are Google's.
+      const path = model.startsWith('projects/') ? `${host}/v1/${model}` : model.startsWith('publishers/') ? `${prefix}/${model}` : `${prefix}/publishers/google/models/${encodeURIComponent(model)}`
+      return `${path}:${method}`
+    },
+    async authHeaders(signal) {
+      return { authorization: `Bearer ${tokens ? await tokens.token(signal) : staticToken}` }
+    },
+    onUnauthenticated: () => tokens?.invalidate(),
+  }
+
+  return {
+    id,
+    type: 'vertex',
+    async models() {
+      return modelIds.map((m): ModelInfo => ({ id: m, ownedBy: 'google', ...(m.includes('embedding') ? { capabilities: { embeddings: true } } : {}) }))
+    },
+    chat: (req: ChatRequest, ctx: CallContext) => googleChat(transport, req, ctx),
+    embed: (req: EmbedRequest, ctx: CallContext) => vertexEmbed(transport, req, { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }, ctx.signal),
+    async health(signal) {
+      if (!tokens) return { ok: true }
+      try {
+        await tokens.token(signal ?? AbortSignal.timeout(10_000))
+        return { ok: true }
+      } catch (err) {
+        return { ok: false, detail: GatewayError.from(err).message }
+      }
+    },
+  }
+}

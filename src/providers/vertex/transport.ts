@@ -1,0 +1,79 @@
+import type { ChatEvent, ChatRequest } from '../../core/types.js'
+import { GatewayError } from '../../errors.js'
+import { decodeSse } from '../../streaming/decode.js'
+import { headerDeadline, send, type HttpClient, type HttpResponse } from '../shared/http.js'
+import { eventStream } from '../shared/stream.js'
+import type { CallContext } from '../types.js'
+import { googleError, googleHttpError, googleStatusOf } from './errors.js'
+import { GeminiMapper, type GeminiResponse } from './from-gemini.js'
+import { toGeminiBody } from './to-gemini.js'
+
+/**
+ * What differs between Vertex AI and the Gemini API: where a model's methods
+ * live and how a request is authorised. Everything else (body, SSE stream,
+ * errors) is the same wire format.
+ */
+export interface GoogleTransport {
+  id: string
+  label: string
+  http: HttpClient
+  timeoutMs: number
+  /** URL of `model:method` (the query string is added by the caller). */
+  methodUrl(model: string, method: string): string
+  authHeaders(signal: AbortSignal): Promise<Record<string, string>>
+  /** Called when the service rejects the credentials (drops a cached token). */
+  onUnauthenticated?(): void
+}
+
+export async function googlePost(t: GoogleTransport, url: string, body: unknown, signal: AbortSignal): Promise<HttpResponse> {
+  const headers = { 'content-type': 'application/json', accept: 'application/json', ...(await t.authHeaders(signal)) }
+  const deadline = headerDeadline(signal, t.timeoutMs, t.id)
+  let res: HttpResponse
+  try {
+    res = await send(t.http, t.id, url, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal })
+  } finally {
+    deadline.headersReceived()
+  }
+  if (res.status >= 400) {
+    if (res.status === 401) t.onUnauthenticated?.()
+    throw await googleHttpError(t.id, t.label, res)
+  }
+  return res
+}
+
+export function googleChat(t: GoogleTransport, req: ChatRequest, ctx: CallContext): ReadableStream<ChatEvent> {
+  return eventStream(ctx.signal, async function* (signal): AsyncGenerator<ChatEvent> {
+    const body = toGeminiBody(req)
+    const mapper = new GeminiMapper(req.model)
+    const out: ChatEvent[] = []
+    if (!req.stream) {
+      const res = await googlePost(t, t.methodUrl(req.model, 'generateContent'), body, signal)
+      let json: unknown
+      try {
+        json = await res.json()
+      } catch (err) {
+        throw new GatewayError('upstream', `Provider "${t.id}" sent an answer that is not JSON.`, { cause: err })
+      }
+      mapper.map(json as GeminiResponse, out)
+      mapper.end(out)
+      yield* out
+      return
+    }
+    const res = await googlePost(t, `${t.methodUrl(req.model, 'streamGenerateContent')}?alt=sse`, body, signal)
+    for await (const ev of decodeSse(res.body)) {
+      let chunk: unknown
+      try {
+        chunk = JSON.parse(ev.data)
+      } catch (err) {
+        throw new GatewayError('upstream', `Provider "${t.id}" sent a stream event that is not JSON.`, { cause: err })
+      }
+      const inband = googleStatusOf(chunk)
+      if (inband) throw googleError(t.id, t.label, undefined, inband)
+      mapper.map(chunk as GeminiResponse, out)
+      for (const e of out) yield e
+      out.length = 0
+    }
+    mapper.end(out)
+    yield* out
+  })
+}
