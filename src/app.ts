@@ -5,6 +5,10 @@ import { GatewayError } from './errors.js'
 import { createLogger, type Logger } from './logger.js'
 import { auth, keyId } from './middleware/auth.js'
 import { requestId } from './middleware/request-id.js'
+import { compression } from './middleware/compress.js'
+import { createStreaming, type StreamingRuntime } from './streaming/runtime.js'
+import type { Compressor } from './streaming/compress.js'
+import { streamRoutes } from './routes/streams.js'
 import { modelNameResolver } from './pipeline/model-names.js'
 import { ModelCatalog, Router } from './pipeline/router.js'
 import { RequestQueue, withPriority } from './pipeline/queue.js'
@@ -35,6 +39,8 @@ export interface GatewayDeps {
   assets?: (path: string) => Promise<Response | null>
   /** Extra providers (tests, embedders) added after the configured ones. */
   providers?: Provider[]
+  /** The runtime's response compressor (Node, Bun: zlib); none on Workers, where the platform compresses. */
+  compressor?: Compressor
   /** The Worker's env: KV namespaces for `cloudflare-kv-binding` storage mounts. */
   bindings?: Record<string, unknown>
 }
@@ -48,6 +54,8 @@ export interface Gateway {
   storage: GatewayStorage
   config: GatewayConfig
   logger: Logger
+  /** Stream settings, the resume buffer (streams: mount) and the compressor. */
+  streaming: StreamingRuntime
   openapi(): unknown
   close(): Promise<void>
 }
@@ -68,6 +76,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   // API-key limits and the request's priority are settled once per client request, above routing.
   const admitted = keyRateLimit(withPriority(router, queue), limiter)
   const storage = await openStorage(config.storage, { bindings: deps.bindings, logger })
+  const streaming = createStreaming(config.streaming, { storage: storage.mount('streams'), compressor: deps.compressor, logger })
   // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
   const pipeline: Provider = admitted
 
@@ -76,6 +85,11 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   app.notFound((c) => errorResponse(c, new GatewayError('not_found', `Unknown route: ${c.req.method} ${c.req.path}`, { code: 'unknown_route' }), logger))
 
   app.use('*', requestId())
+  const compress = streaming.compressor ? compression({ compressor: streaming.compressor, minBytes: streaming.config.compression.minBytes }) : undefined
+  app.use('*', (c, next) => {
+    c.set('streaming', streaming)
+    return compress ? compress(c, next) : next()
+  })
   if (config.server.cors.origins.length) {
     const origins = config.server.cors.origins
     app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'server-timing'], maxAge: 600 }))
@@ -106,6 +120,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
 
   systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi, breakers: () => router.breakerStates() })
   queueRoutes(app, { queue })
+  streamRoutes(app)
   openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
   embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
   anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
@@ -117,6 +132,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     router,
     providers,
     storage,
+    streaming,
     config,
     logger,
     openapi,

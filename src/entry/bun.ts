@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createGateway } from '../app.js'
+import { zlibCompressor } from './zlib-compressor.js'
 import { ConfigError, loadConfig } from '../config.js'
 
 /** Bun serves the same fetch handler; upstream calls use Bun's fetch. */
@@ -15,6 +16,7 @@ try {
 }
 const publicDir = join(import.meta.dir, '..', '..', 'public')
 const gateway = await createGateway(config, {
+  compressor: zlibCompressor,
   assets: async (path) => {
     const file = Bun.file(join(publicDir, path))
     return (await file.exists()) ? new Response(file) : null

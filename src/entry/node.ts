@@ -6,6 +6,7 @@ import { createGateway, VERSION, type Gateway } from '../app.js'
 import { ConfigError, loadConfig, type GatewayConfig } from '../config.js'
 import { StorageError } from '../storage/index.js'
 import { undiciClient } from './undici-client.js'
+import { zlibCompressor } from './zlib-compressor.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -52,7 +53,7 @@ export async function startNode(): Promise<void> {
   }
   let gateway: Gateway
   try {
-    gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk })
+    gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk, compressor: zlibCompressor })
   } catch (err) {
     console.error(err instanceof StorageError || err instanceof ConfigError ? err.message : err)
     process.exit(1)

@@ -19,5 +19,7 @@ export function requestId(): MiddlewareHandler<AppEnv> {
     await next()
     c.header('x-request-id', id)
     c.header('request-id', id)
+    // Every answer says what the gateway cost; chat answers already carry the detailed timing.
+    if (!c.res.headers.has('server-timing')) c.header('server-timing', `gateway;dur=${(performance.now() - c.get('startedAt')).toFixed(2)}`)
   }
 }

@@ -1,4 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi'
+import type { StreamingRuntime } from '../streaming/runtime.js'
 
 export type Dialect = 'openai' | 'anthropic'
 
@@ -14,6 +15,8 @@ export type AppEnv = {
     startedAt: number
     /** The request's shared ctx.meta (created by the usage middleware; see src/pipeline/usage.ts). */
     meta: Record<string, unknown>
+    /** Stream settings, resume buffer and compressor (src/streaming/runtime.ts). */
+    streaming: StreamingRuntime
   }
 }
 

@@ -40,6 +40,9 @@ const errors = {
 
 const security = [{ bearerAuth: [] }]
 
+/** OpenAI's in-band stream error: a data line whose JSON has `error` (the SDK throws it as an APIError). */
+const inbandError = (e: GatewayError) => [{ data: JSON.stringify(openAIErrorBody(e)) }]
+
 function toWireModel(m: ModelInfo) {
   return { id: m.id, object: 'model' as const, created: m.created ?? 0, owned_by: m.ownedBy }
 }
@@ -117,7 +120,13 @@ export function openAIRoutes(app: GatewayApp, deps: OpenAIRouteDeps): void {
       const meta = { model: body.model }
       if (!req.stream) return chatJson(c, pipeline, req, (r) => encodeChatResult(r, meta))
       const enc = new ChatChunkEncoder(meta, body.stream_options?.include_usage === true)
-      return chatSse(c, pipeline, req, { start: () => enc.start(), push: (e) => enc.push(e), end: () => enc.end(), error: (e) => [{ data: JSON.stringify(openAIErrorBody(e)) }] })
+      return chatSse(
+        c,
+        pipeline,
+        req,
+        { start: () => enc.start(), push: (e) => enc.push(e), end: () => enc.end(), error: inbandError, progress: (p) => enc.progress(p), omitEmpty: () => enc.omitEmpty() },
+        body.stream_options,
+      )
     },
   )
 
@@ -142,7 +151,7 @@ export function openAIRoutes(app: GatewayApp, deps: OpenAIRouteDeps): void {
       const meta = { model: body.model }
       if (!req.stream) return chatJson(c, pipeline, req, (r) => encodeCompletionResult(r, meta, echo))
       const enc = new CompletionChunkEncoder(meta, body.stream_options?.include_usage === true, echo)
-      return chatSse(c, pipeline, req, { start: () => enc.start(), push: (e) => enc.push(e), end: () => enc.end(), error: (e) => [{ data: JSON.stringify(openAIErrorBody(e)) }] })
+      return chatSse(c, pipeline, req, { start: () => enc.start(), push: (e) => enc.push(e), end: () => enc.end(), error: inbandError, progress: (p) => enc.progress(p) }, body.stream_options)
     },
   )
 }

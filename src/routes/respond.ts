@@ -1,22 +1,54 @@
 import type { Context } from 'hono'
-import { aggregate } from '../core/aggregate.js'
+import { Aggregator } from '../core/aggregate.js'
+import { newId } from '../core/ids.js'
 import type { ChatEvent, ChatRequest, ChatResult } from '../core/types.js'
-import { GatewayError } from '../errors.js'
 import type { CallContext, Provider } from '../providers/types.js'
-import { SSE_HEADERS, sseStream, type SseFrame } from '../streaming/sse.js'
+import type { GatewayStreamOptions } from '../streaming/options.js'
+import { streamRequestOptions } from '../streaming/options.js'
+import { createStreaming, type StreamingRuntime } from '../streaming/runtime.js'
+import { SseSession, type StreamEncoder } from '../streaming/session.js'
+import { SSE_HEADERS } from '../streaming/sse.js'
+import { silentLogger } from '../logger.js'
 import type { AppEnv } from './env.js'
 import { limitHeaders } from './limit-headers.js'
 
-/** How a dialect writes a stream: frames before, per event, after, and for an in-band error. */
-export interface StreamEncoder {
-  start(): SseFrame[]
-  push(event: ChatEvent): SseFrame[]
-  end(): SseFrame[]
-  error(err: GatewayError): SseFrame[]
-}
+/** How a dialect writes a stream (see src/streaming/session.ts): frames before, per event, after, for an in-band error, and optionally for progress. */
+export type { StreamEncoder } from '../streaming/session.js'
 
 export function callContext(c: Context<AppEnv>): CallContext {
   return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: c.get('meta') ?? {}, headers: c.req.raw.headers }
+}
+
+/** Timings the respond helpers note in ctx.meta for server-timing (performance.now() values). */
+interface Timing {
+  /** When the pipeline was called. */
+  calledAt?: number
+  /** When the pipeline's answer was complete (non-streaming). */
+  doneAt?: number
+  /** Set by the usage tap: first token. */
+  firstTokenAt?: number
+  /** Set by the queue stage. */
+  queueWaitMs?: number
+}
+
+/**
+ * `server-timing`: what the gateway itself cost (`gateway`: time spent before
+ * calling the pipeline and after its answer), the queue wait (`queue`), the
+ * provider's time to first token (`ttfb`) and, for a complete answer, its
+ * whole time (`upstream`). Without pipeline timings, `gateway` is the total.
+ */
+export function serverTiming(c: Context<AppEnv>, meta: Record<string, unknown> | undefined, firstAt?: number): string {
+  const now = performance.now()
+  const started = c.get('startedAt') ?? now
+  const t = (meta ?? {}) as Timing
+  if (t.calledAt === undefined) return `gateway;dur=${(now - started).toFixed(2)}`
+  const queue = t.queueWaitMs ?? 0
+  const first = firstAt ?? t.firstTokenAt
+  const end = t.doneAt ?? first ?? now
+  let out = `gateway;dur=${(t.calledAt - started + (now - end)).toFixed(2)}, queue;dur=${queue.toFixed(2)}`
+  if (first !== undefined) out += `, ttfb;dur=${Math.max(0, first - t.calledAt - queue).toFixed(2)}`
+  if (t.doneAt !== undefined) out += `, upstream;dur=${Math.max(0, t.doneAt - t.calledAt - queue).toFixed(2)}`
+  return out
 }
 
 export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<string, string> {
@@ -25,8 +57,7 @@ export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<str
   if (typeof served === 'string') headers['x-gateway-model'] = served
   const cache = ctx.meta?.cache
   if (typeof cache === 'string') headers['x-gateway-cache'] = cache
-  const ms = performance.now() - c.get('startedAt')
-  headers['server-timing'] = `gateway;dur=${ms.toFixed(2)}`
+  headers['server-timing'] = serverTiming(c, ctx.meta)
   Object.assign(headers, limitHeaders(ctx.meta))
   return headers
 }
@@ -34,43 +65,69 @@ export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<str
 /** Runs a chat request without streaming: the same pipeline, aggregated. */
 export async function chatJson(c: Context<AppEnv>, pipeline: Provider, req: ChatRequest, encode: (result: ChatResult) => unknown): Promise<Response> {
   const ctx = callContext(c)
-  const result = await aggregate(pipeline.chat(req, ctx))
-  return c.json(encode(result) as object, 200, gatewayHeaders(ctx, c))
+  const meta = ctx.meta as Timing
+  meta.calledAt = performance.now()
+  const agg = new Aggregator()
+  const reader = pipeline.chat(req, ctx).getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    agg.push(value)
+  }
+  meta.doneAt = performance.now()
+  return c.json(encode(agg.done()) as object, 200, gatewayHeaders(ctx, c))
+}
+
+let fallback: StreamingRuntime | undefined
+
+/** The app sets the runtime per request (src/app.ts); apps built without it stream with the defaults. */
+function runtimeOf(c: Context<AppEnv>): StreamingRuntime {
+  return c.get('streaming') ?? (fallback ??= createStreaming({}, { logger: silentLogger }))
 }
 
 /**
- * Runs a streaming chat request. The first event is awaited before any byte
- * is sent, so an error up to then (unknown model, upstream 4xx/5xx, refused
- * connection) is a proper HTTP error; after it, errors go in-band.
+ * Runs a streaming chat request. The first event is awaited before the
+ * answer begins, so an error up to then (unknown model, upstream 4xx/5xx,
+ * refused connection) is a proper HTTP error; after it, errors go in-band.
+ * The answer also begins, before any event, when a heartbeat or an opted-in
+ * progress frame is due. Every frame gets an `id:`; the stream id is in
+ * `x-gateway-stream-id` and GET /v1/streams/{id} resumes it.
+ *
+ * `options` are the client's stream options from the body (the gateway's own
+ * members of OpenAI's `stream_options`); headers give the same for every dialect.
  */
-export async function chatSse(c: Context<AppEnv>, pipeline: Provider, req: ChatRequest, encoder: StreamEncoder): Promise<Response> {
+export async function chatSse(c: Context<AppEnv>, pipeline: Provider, req: ChatRequest, encoder: StreamEncoder, options?: GatewayStreamOptions | null): Promise<Response> {
+  const rt = runtimeOf(c)
+  const request = streamRequestOptions(options, c.req.raw.headers, rt.config)
+  if (request.filter?.empty) encoder.omitEmpty?.()
+  const id = newId('str_')
+  const log = rt.store?.open(id, c.get('keyId'))
+  const ac = new AbortController()
   const ctx = callContext(c)
-  const reader = pipeline.chat(req, ctx).getReader()
-  let first: ReadableStreamReadResult<ChatEvent> | undefined = await reader.read()
-  let started = false
-  let ended = false
-  const body = sseStream(
-    async () => {
-      if (ended) return null
-      const frames: SseFrame[] = []
-      if (!started) {
-        started = true
-        frames.push(...encoder.start())
-      }
-      try {
-        const { done, value } = first ?? (await reader.read())
-        first = undefined
-        if (done) {
-          ended = true
-          frames.push(...encoder.end())
-        } else frames.push(...encoder.push(value))
-      } catch (err) {
-        ended = true
-        frames.push(...encoder.error(GatewayError.from(err)))
-      }
-      return frames
+  ctx.signal = ac.signal
+  let reader: ReadableStreamDefaultReader<ChatEvent> | undefined
+  const session = new SseSession({
+    encoder,
+    request,
+    config: rt.config,
+    log,
+    meta: ctx.meta,
+    abort: (reason) => {
+      ac.abort(reason)
+      void reader?.cancel(reason).catch(() => {})
     },
-    (reason) => reader.cancel(reason),
-  )
-  return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...gatewayHeaders(ctx, c), 'x-request-id': c.get('requestId'), 'request-id': c.get('requestId') } })
+  })
+  ctx.onQueue = (status) => session.report(status)
+  // The request's own signal: before the answer begins it cancels at once; after, the session decides (grace for a reconnect).
+  const clientSignal = c.req.raw.signal
+  if (clientSignal.aborted) session.clientGone(clientSignal.reason)
+  else clientSignal.addEventListener('abort', () => session.clientGone(clientSignal.reason), { once: true })
+  const meta = ctx.meta as Timing
+  meta.calledAt = performance.now()
+  reader = pipeline.chat(req, ctx).getReader()
+  await session.begin(reader)
+  const headers: Record<string, string> = { ...SSE_HEADERS, ...gatewayHeaders(ctx, c), 'x-request-id': c.get('requestId'), 'request-id': c.get('requestId') }
+  headers['server-timing'] = serverTiming(c, ctx.meta, session.firstEventAt)
+  if (log) headers['x-gateway-stream-id'] = id
+  return new Response(session.connection.body, { status: 200, headers })
 }

@@ -12,19 +12,28 @@ export interface SseFrame {
 
 const encoder = new TextEncoder()
 
-export function formatFrame(frame: SseFrame): string {
-  let out = ''
-  if (frame.id !== undefined) out += `id: ${frame.id}\n`
-  if (frame.event !== undefined) out += `event: ${frame.event}\n`
+export function formatFrame(frame: SseFrame, id: string | undefined = frame.id): string {
   // Data never contains a bare newline: it is compact JSON or a sentinel.
-  out += `data: ${frame.data}\n\n`
-  return out
+  if (frame.event === undefined) return id === undefined ? `data: ${frame.data}\n\n` : `id: ${id}\ndata: ${frame.data}\n\n`
+  return id === undefined ? `event: ${frame.event}\ndata: ${frame.data}\n\n` : `id: ${id}\nevent: ${frame.event}\ndata: ${frame.data}\n\n`
 }
+
+/** The reconnection delay hint a stream starts with (no event is dispatched for it). */
+export function retryLine(ms: number): string {
+  return `retry: ${ms}\n\n`
+}
+
+/** A comment: keeps proxies and tunnels from closing an idle stream; every SSE parser skips it. */
+export const HEARTBEAT = ': keep-alive\n\n'
 
 export const SSE_HEADERS: Record<string, string> = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
+}
+
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text)
 }
 
 /**

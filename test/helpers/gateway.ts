@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { createGateway, type Gateway, type GatewayDeps } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { undiciClient } from '../../src/entry/undici-client.js'
+import { zlibCompressor } from '../../src/entry/zlib-compressor.js'
 import { silentLogger } from '../../src/logger.js'
 
 export interface RunningGateway {
@@ -19,7 +20,7 @@ export interface RunningGateway {
  */
 export async function startGateway(rawConfig: Record<string, unknown> = {}, deps: GatewayDeps = {}, env: Record<string, string | undefined> = {}): Promise<RunningGateway> {
   const config = loadConfig(rawConfig, env)
-  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, ...deps })
+  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, compressor: zlibCompressor, ...deps })
   const server = serve({ fetch: gateway.fetch, port: 0, hostname: '127.0.0.1' })
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const { port } = server.address() as AddressInfo

@@ -2,6 +2,7 @@ import { newId, nowSeconds } from '../../core/ids.js'
 import { isHttpUrl, parseDataUrl } from '../../core/media.js'
 import type { ChatEvent, ChatRequest, ChatResult, ContentPart, FinishReason, Message, Part, ToolChoice, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
+import type { Progress } from '../../streaming/progress.js'
 import type { SseFrame } from '../../streaming/sse.js'
 import type { ChatCompletionRequest } from './schemas.js'
 
@@ -198,6 +199,9 @@ export class ChatChunkEncoder {
   private readonly prefix: string
   private usage: Usage | undefined
   private finish: FinishReason | undefined
+  /** With `no-empty` the role-only first chunk is left out and the role rides on the first real chunk (the SDK needs it). */
+  private roleSent = false
+  private roleless = false
 
   constructor(
     meta: EncodeMeta,
@@ -208,12 +212,26 @@ export class ChatChunkEncoder {
   }
 
   private chunk(delta: Record<string, unknown>, finish: string | null = null): SseFrame {
+    if (!this.roleSent) {
+      this.roleSent = true
+      if (this.roleless) delta = { role: 'assistant', ...delta }
+    }
     const usage = this.includeUsage ? ',"usage":null' : ''
     return { data: `${this.prefix}[{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]${usage}}` }
   }
 
   start(): SseFrame[] {
+    if (this.roleless) return []
     return [this.chunk({ role: 'assistant', content: '', refusal: null })]
+  }
+
+  omitEmpty(): void {
+    this.roleless = true
+  }
+
+  /** A chunk with no choices (SDKs handle it like the usage chunk) carrying the gateway's `progress`. */
+  progress(p: Progress): SseFrame[] {
+    return [{ event: 'progress', data: `${this.prefix}[],"progress":${JSON.stringify(p)}}` }]
   }
 
   push(event: ChatEvent): SseFrame[] {

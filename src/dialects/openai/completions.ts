@@ -1,6 +1,7 @@
 import { newId, nowSeconds } from '../../core/ids.js'
 import type { ChatEvent, ChatRequest, ChatResult, FinishReason, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
+import type { Progress } from '../../streaming/progress.js'
 import type { SseFrame } from '../../streaming/sse.js'
 import { openAIUsage, type EncodeMeta } from './chat.js'
 import type { CompletionRequest } from './schemas.js'
@@ -69,6 +70,11 @@ export class CompletionChunkEncoder {
 
   start(): SseFrame[] {
     return this.echo ? [this.chunk(this.echo, null)] : []
+  }
+
+  /** A chunk with no choices carrying the gateway's `progress`. */
+  progress(p: Progress): SseFrame[] {
+    return [{ event: 'progress', data: JSON.stringify({ id: this.id, object: 'text_completion', created: this.created, model: this.meta.model, choices: [], progress: p }) }]
   }
 
   push(event: ChatEvent): SseFrame[] {

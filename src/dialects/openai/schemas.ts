@@ -80,7 +80,20 @@ const ResponseFormat = z.discriminatedUnion('type', [
 
 const Stop = z.union([z.string(), z.array(z.string()).max(4)]).nullable().optional()
 
-export const StreamOptions = z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional()
+export const StreamOptions = z
+  .looseObject({
+    include_usage: z.boolean().optional(),
+    // The gateway's own stream options (also settable by header, for every dialect).
+    progress: z.boolean().nullable().optional().openapi({ description: 'Gateway: send `event: progress` frames (queued/waiting_first_token/generating) as chunks with empty choices. Header: x-gateway-progress: 1.' }),
+    coalesce_ms: z.number().int().min(0).max(1000).nullable().optional().openapi({ description: 'Gateway: merge tiny deltas arriving within this many ms (the first token is never delayed). Header: x-gateway-coalesce-ms.' }),
+    events: z
+      .union([z.string(), z.array(z.string())])
+      .nullable()
+      .optional()
+      .openapi({ description: 'Gateway: event filter, any of text, no-thinking, no-tools, no-ping, no-empty (array or comma list). Header: x-gateway-events.' }),
+  })
+  .nullable()
+  .optional()
 
 export const ChatCompletionRequest = z
   .looseObject({
