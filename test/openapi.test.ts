@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { parse } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildSpec } from '../scripts/spec.js'
 import { assetsFromDisk } from '../src/entry/node.js'
@@ -16,6 +18,26 @@ describe('OpenAPI spec and API reference', () => {
   it('openapi/openapi.json is generated from the routes and committed up to date (run `npm run openapi`)', async () => {
     const committed = readFileSync(join(root, 'openapi', 'openapi.json'), 'utf8')
     expect(committed).toBe(await buildSpec())
+  })
+
+  it('is a valid OpenAPI 3.1 document', async () => {
+    const validator = new Validator()
+    const result = await validator.validate(JSON.parse(readFileSync(join(root, 'openapi', 'openapi.json'), 'utf8')))
+    expect(result.errors ?? []).toEqual([])
+    expect(result.valid).toBe(true)
+    expect(validator.version).toBe('3.1')
+  })
+
+  it('serves the OpenAI-compatible operations at the paths and methods of OpenAI’s own spec', () => {
+    const ours = JSON.parse(readFileSync(join(root, 'openapi', 'openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+    const theirs = parse(readFileSync(join(root, '..', 'shared', 'reference', 'openai-openapi.yaml'), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+    const openaiPaths = ['/v1/models', '/v1/models/{model}', '/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/files', '/v1/batches', '/v1/fine_tuning/jobs']
+    for (const path of openaiPaths) {
+      if (!ours.paths[path]) continue
+      const upstream = theirs.paths[path.slice(3)]
+      expect(upstream, `OpenAI has ${path}`).toBeDefined()
+      for (const method of Object.keys(ours.paths[path])) expect(Object.keys(upstream), `${method} ${path}`).toContain(method)
+    }
   })
 
   it('serves the spec at /openapi.json without a key', async () => {
