@@ -14,7 +14,7 @@ export interface EmbeddingRouteDeps {
 
 const HOW_TO_CONFIGURE =
   'Embeddings need a provider with an embeddings API in gateway.config.json, e.g. {"id":"ollama","type":"ollama"} and model "ollama/nomic-embed-text", ' +
-  'an "openai-compatible" or "azure-openai" provider, or {"id":"local","type":"local-embeddings"} for the built-in offline model "local/use-lite-512". List models with GET /v1/models.'
+  'an "openai-compatible" or "azure-openai" provider, or {"id":"local","type":"local-embeddings"} for the built-in offline model "local/universal-sentence-encoder-lite". List models with GET /v1/models.'
 
 export function embeddingRoutes(app: GatewayApp, deps: EmbeddingRouteDeps): void {
   const { pipeline, bodyLimit } = deps
