@@ -21,6 +21,8 @@ export function undiciClient(): HttpClient {
       json: () => res.body.json(),
       body: res.body,
       discard: async () => {
+        // undici's body emits an AbortError 'error' when destroyed unread: without a listener it is an uncaught exception.
+        res.body.on('error', () => {})
         res.body.destroy()
       },
     }

@@ -172,6 +172,16 @@ describe('azure-openai specifics', () => {
     }
   })
 
+  it('reports health from the resource\'s model list, without secrets', async () => {
+    reply = (req, res) =>
+      req.url === '/openai/models?api-version=2024-10-21' && req.headers['api-key'] === 'azure-key' ? json(res, 200, { data: [{ id: 'gpt-4o-2024-08-06', object: 'model' }] }) : json(res, 401, fx.errors.unauthorized)
+    expect(await provider().health!()).toEqual({ ok: true })
+    const bad = await provider({ apiKey: 'key-9f8e7d' }).health!()
+    expect(bad.ok).toBe(false)
+    expect(bad.detail).toContain('401')
+    expect(bad.detail).not.toContain('key-9f8e7d')
+  })
+
   it('embeds through the deployment /embeddings in batches, in order, token ids passed through', async () => {
     const sizes: number[] = []
     reply = (req, res) => {
