@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises'
+import type { Server as BridgeServer } from 'node:http'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serve } from '@hono/node-server'
 import { createGateway, VERSION, type Gateway } from '../app.js'
 import { ConfigError, loadConfig, type GatewayConfig } from '../config.js'
 import { StorageError } from '../storage/index.js'
+import { attachBridgeUpgrade } from './node-bridge-upgrade.js'
 import { undiciClient } from './undici-client.js'
 import { zlibCompressor } from './zlib-compressor.js'
 
@@ -67,6 +69,7 @@ export async function startNode(): Promise<void> {
   const server = serve({ fetch: gateway.fetch, port, hostname: host }, (info) => {
     gateway.logger.info('gateway listening', { version: VERSION, url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`, providers: gateway.providers.map((p) => `${p.id}:${p.type}`), storage: gateway.storage.describe })
   })
+  attachBridgeUpgrade(server as unknown as BridgeServer, gateway.bridges, gateway.logger)
   const shutdown = () => {
     gateway.logger.info('shutting down')
     server.close(() => void gateway.close().finally(() => process.exit(0)))

@@ -5,6 +5,7 @@ import { localEmbeddingsProvider } from './local-embeddings/index.js'
 import { mockProvider } from './mock/index.js'
 import { ollamaProvider } from './ollama/index.js'
 import { openAICompatibleProvider } from './openai-compatible/index.js'
+import { vscodeBridgeProvider } from './vscode-bridge/index.js'
 import { geminiProvider } from './vertex/gemini.js'
 import { vertexProvider } from './vertex/index.js'
 import type { HttpClient } from './shared/http.js'
@@ -25,6 +26,7 @@ const factories: Record<string, Factory> = {
   gemini: (c, d) => geminiProvider(c as never, d.http),
   ollama: (c, d) => ollamaProvider(c as never, d.http),
   'azure-openai': (c, d) => azureOpenAIProvider(c as never, d.http),
+  'vscode-bridge': (c, d) => vscodeBridgeProvider(c as never, d.http),
   'local-embeddings': (c) => localEmbeddingsProvider(c as never),
 }
 

@@ -1,7 +1,9 @@
 import { serve } from '@hono/node-server'
+import type { Server as BridgeServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createGateway, type Gateway, type GatewayDeps } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { attachBridgeUpgrade } from '../../src/entry/node-bridge-upgrade.js'
 import { undiciClient } from '../../src/entry/undici-client.js'
 import { zlibCompressor } from '../../src/entry/zlib-compressor.js'
 import { silentLogger } from '../../src/logger.js'
@@ -22,6 +24,7 @@ export async function startGateway(rawConfig: Record<string, unknown> = {}, deps
   const config = loadConfig(rawConfig, env)
   const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, compressor: zlibCompressor, ...deps })
   const server = serve({ fetch: gateway.fetch, port: 0, hostname: '127.0.0.1' })
+  const detachBridges = attachBridgeUpgrade(server as unknown as BridgeServer, gateway.bridges)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const { port } = server.address() as AddressInfo
   const url = `http://127.0.0.1:${port}`
@@ -30,6 +33,7 @@ export async function startGateway(rawConfig: Record<string, unknown> = {}, deps
     url,
     baseURL: `${url}/v1`,
     async close() {
+      detachBridges()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
