@@ -7,6 +7,7 @@ import type { GatewayStreamOptions } from '../streaming/options.js'
 import { streamRequestOptions } from '../streaming/options.js'
 import { createStreaming, type StreamingRuntime } from '../streaming/runtime.js'
 import { SseSession, type StreamEncoder } from '../streaming/session.js'
+import { namedProgressFrame } from '../streaming/progress.js'
 import { SSE_HEADERS } from '../streaming/sse.js'
 import { silentLogger } from '../logger.js'
 import type { AppEnv } from './env.js'
@@ -112,6 +113,8 @@ export async function chatSse(c: Context<AppEnv>, pipeline: Provider, req: ChatR
     config: rt.config,
     log,
     meta: ctx.meta,
+    // Anthropic's SDKs yield unknown named events harmlessly; OpenAI's parse every data line as a chunk, so its encoders shape their own.
+    progressFrames: encoder.progress ? undefined : c.get('dialect') === 'anthropic' ? (p) => [namedProgressFrame(p)] : undefined,
     abort: (reason) => {
       ac.abort(reason)
       void reader?.cancel(reason).catch(() => {})

@@ -33,6 +33,8 @@ export interface SessionOptions {
   log: StreamLog | undefined
   /** The request's ctx.meta: the queue stage sets `queueWaitMs` when the request leaves the queue. */
   meta: Record<string, unknown> | undefined
+  /** Progress frames for a dialect whose encoder has none (default: the encoder's, else none). */
+  progressFrames?: (p: Progress) => SseFrame[]
 }
 
 type Phase = 'queued' | 'waiting_first_token' | 'generating'
@@ -66,6 +68,7 @@ export class SseSession {
   private readonly coalescer: Coalescer | undefined
   private readonly filter: EventFilter | undefined
   private readonly progress: boolean
+  private readonly progressFrames: ((p: Progress) => SseFrame[]) | undefined
   private reader!: ReadableStreamDefaultReader<ChatEvent>
   private settle: { resolve(): void; reject(err: GatewayError): void } | undefined
   private readonly ready: Promise<void>
@@ -78,7 +81,9 @@ export class SseSession {
     this.ready.catch(() => {})
     const { config, request } = opts
     this.filter = request.filter
-    this.progress = request.progress && opts.encoder.progress !== undefined
+    const encoder = opts.encoder
+    this.progressFrames = opts.progressFrames ?? (encoder.progress ? (p) => encoder.progress!(p) : undefined)
+    this.progress = request.progress && this.progressFrames !== undefined
     if (request.coalesceMs > 0) this.coalescer = new Coalescer(request.coalesceMs, config.coalesceMaxChars, (e) => this.emit(opts.encoder.push(e)))
     this.connection = new SseConnection({ heartbeatMs: config.heartbeatSec * 1000, onCancel: (reason) => this.detach(reason) })
     this.connection.write(retryLine(config.retryMs))
@@ -227,7 +232,7 @@ export class SseSession {
   }
 
   private sendProgress(): void {
-    const encode = this.opts.encoder.progress
+    const encode = this.progressFrames
     if (!encode || this.finished || this.detached) return
     const elapsed_ms = Math.round(performance.now() - this.startedAt)
     if (this.phase === 'queued' && this.opts.meta?.queueWaitMs !== undefined) this.phase = 'waiting_first_token'
@@ -243,7 +248,7 @@ export class SseSession {
     // Progress frames repeat the last event's id: they are not kept for resuming.
     const id = String(this.seq)
     let text = ''
-    for (const f of encode.call(this.opts.encoder, p)) text += formatFrame(f, id)
+    for (const f of encode(p)) text += formatFrame(f, id)
     this.connection.write(text)
   }
 
