@@ -9,6 +9,7 @@ import { compression } from './middleware/compress.js'
 import { createStreaming, type StreamingRuntime } from './streaming/runtime.js'
 import type { Compressor } from './streaming/compress.js'
 import { streamRoutes } from './routes/streams.js'
+import { cacheStage, parseCacheConfig } from './pipeline/cache.js'
 import { modelNameResolver } from './pipeline/model-names.js'
 import { ModelCatalog, Router } from './pipeline/router.js'
 import { RequestQueue, withPriority } from './pipeline/queue.js'
@@ -18,6 +19,7 @@ import { createProviders } from './providers/registry.js'
 import { fetchClient, type HttpClient } from './providers/shared/http.js'
 import type { Provider } from './providers/types.js'
 import type { AppEnv, GatewayApp } from './routes/env.js'
+import { cacheRoutes } from './routes/cache.js'
 import { errorResponse } from './routes/errors.js'
 import { embeddingRoutes } from './routes/embeddings.js'
 import { anthropicRoutes } from './routes/anthropic.js'
@@ -26,7 +28,6 @@ import { queueRoutes } from './routes/queue.js'
 import { responsesRoutes } from './routes/responses.js'
 import { systemRoutes } from './routes/system.js'
 import { openStorage, type GatewayStorage } from './storage/index.js'
-import { BRIDGE_CONNECT_PATH, bridgeConnector, type BridgeConnector } from './ws/bridge-connect.js'
 
 export const VERSION = '0.1.0'
 
@@ -57,13 +58,11 @@ export interface Gateway {
   logger: Logger
   /** Stream settings, the resume buffer (streams: mount) and the compressor. */
   streaming: StreamingRuntime
-  /** Bridges dialling in (reverse mode, GET /bridge/connect); the entry does the WebSocket upgrade. */
-  bridges: BridgeConnector
   openapi(): unknown
   close(): Promise<void>
 }
 
-const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/', BRIDGE_CONNECT_PATH])
+const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/'])
 
 /** The composition root: config → providers → pipeline → routes. The one place that shows the whole flow. */
 export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -74,8 +73,6 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   // Per-target limits and the queue sit below the router, where the resolved provider/model is known.
   const limiter = await RateLimiter.create(config.limits, { now, keyId, logger })
   const queue = await RequestQueue.create(config.queue, { now, keyId })
-  // A bridge connecting, leaving or reporting new models makes the model list stale.
-  const bridges = bridgeConnector(providers, () => catalog.invalidate())
   const catalog = new ModelCatalog(providers.map((p) => gateTarget(p, limiter, queue)))
   const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, routing: config.routing, now, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
   // API-key limits and the request's priority are settled once per client request, above routing.
@@ -83,7 +80,9 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const storage = await openStorage(config.storage, { bindings: deps.bindings, logger })
   const streaming = createStreaming(config.streaming, { storage: storage.mount('streams'), compressor: deps.compressor, logger })
   // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
-  const pipeline: Provider = admitted
+  const cacheConfig = parseCacheConfig(config.cache)
+  const cache = cacheConfig.enabled ? cacheStage(admitted, { config: cacheConfig, store: storage.mount('cache'), logger, now }) : undefined
+  const pipeline: Provider = cache ?? admitted
 
   const app: GatewayApp = new OpenAPIHono<AppEnv>()
   app.onError((err, c) => errorResponse(c, err, logger))
@@ -97,7 +96,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   })
   if (config.server.cors.origins.length) {
     const origins = config.server.cors.origins
-    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'server-timing'], maxAge: 600 }))
+    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'x-gateway-cache', 'server-timing'], maxAge: 600 }))
   }
   app.use(
     '*',
@@ -123,14 +122,12 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
       servers: [{ url: 'http://127.0.0.1:4000', description: 'Local gateway' }],
     }))
 
-  app.get(BRIDGE_CONNECT_PATH, () => {
-    throw new GatewayError('invalid_request', 'GET /bridge/connect is the VS Code bridge\'s reverse-mode WebSocket: it needs an Upgrade: websocket request, which this runtime or proxy did not pass on.', { status: 426, code: 'upgrade_required' })
-  })
   systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi, breakers: () => router.breakerStates() })
   queueRoutes(app, { queue })
   streamRoutes(app)
   openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
   embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
+  cacheRoutes(app, { cache })
   anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
   responsesRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
 
@@ -144,9 +141,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     config,
     logger,
     openapi,
-    bridges,
     async close() {
-      bridges.closeAll()
       await storage.close()
       await limiter.close()
     },

@@ -30,6 +30,18 @@ export type { Storage } from 'unstorage'
 export const MOUNTS = ['cache', 'analytics', 'files', 'jobs', 'streams'] as const
 export type MountName = (typeof MOUNTS)[number]
 
+/**
+ * A memory mount holding cache entries is bounded unless told otherwise; the
+ * others hold state a feature cannot lose (jobs, files), so they are not.
+ */
+const MEMORY_LIMITS: Partial<Record<MountName, { maxEntries: number; maxBytes: number }>> = {
+  cache: { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024 },
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
+}
+
 export interface GatewayStorage {
   /** The storage of one mount; keys are relative to it. */
   mount(name: MountName): Storage
@@ -65,7 +77,8 @@ export async function openStorage(config: StorageConfig = {}, options: OpenStora
   try {
     for (const mount of MOUNTS) {
       const own = config[mount]
-      const mountConfig = own ? parseMountConfig(own, `storage.${mount}`) : (fallback ?? { driver: 'memory' as const })
+      let mountConfig = own ? parseMountConfig(own, `storage.${mount}`) : (fallback ?? { driver: 'memory' as const })
+      if (mountConfig.driver === 'memory' && MEMORY_LIMITS[mount]) mountConfig = { ...MEMORY_LIMITS[mount], ...stripUndefined(mountConfig) }
       const driver = await openDriver(mountConfig, { mount, shared: !own, bindings: options.bindings ?? {}, logger })
       opened[mount] = { ...driver, config: mountConfig }
     }
