@@ -89,7 +89,7 @@ export function providerContract(name: string, setup: () => Promise<ContractHarn
       const finish = events.filter((e) => e.type === 'finish')
       expect(finish).toEqual([{ type: 'finish', reason: 'stop' }])
       expect(events[events.length - 1].type).toBe('finish')
-      const usage = events.find((e) => e.type === 'usage') as { usage: { inputTokens: number; outputTokens: number } } | undefined
+      const usage = events.findLast((e) => e.type === 'usage') as { usage: { inputTokens: number; outputTokens: number } } | undefined
       expect(usage).toBeDefined()
       if (h.exactUsage) expect(usage!.usage).toMatchObject({ inputTokens: 10, outputTokens: 5 })
       else expect(usage!.usage.outputTokens).toBeGreaterThan(0)

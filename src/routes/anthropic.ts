@@ -1,5 +1,4 @@
-import { aggregate } from '../core/aggregate.js'
-import type { ChatRequest } from '../core/types.js'
+import type { ChatEvent, ChatRequest } from '../core/types.js'
 import { countPromptTokens, encodeCountTokens } from '../dialects/anthropic/count-tokens.js'
 import { decodeMessages, encodeMessage, MessageStreamEncoder, type DecodableBody } from '../dialects/anthropic/messages.js'
 import { CountTokensRequest, CountTokensResponse, ErrorResponse, MessageResponse, MessagesRequest, StreamEvent } from '../dialects/anthropic/schemas.js'
@@ -8,7 +7,7 @@ import type { CallContext, Provider } from '../providers/types.js'
 import { readJson } from './body.js'
 import { defineRoute, jsonContent } from './define.js'
 import type { GatewayApp } from './env.js'
-import { callContext, chatSse, gatewayHeaders } from './respond.js'
+import { callContext, chatJson, chatSse, gatewayHeaders } from './respond.js'
 import { enforceToolPairs } from './tool-pairs.js'
 
 export interface AnthropicRouteDeps {
@@ -80,20 +79,12 @@ export function anthropicRoutes(app: GatewayApp, deps: AnthropicRouteDeps): void
     async (c) => {
       const body = await readJson(c, MessagesRequest, bodyLimit)
       const req = decode(body)
-      const ctx = callContext(c)
-      // Counted alongside the chat: Claude Code reads message_start's input_tokens to manage its context.
-      const counted = exactCounter(req, ctx)
-        .catch(() => undefined)
-        .then((exact) => countPromptTokens(req, exact))
-      if (!req.stream) {
-        const [result, count] = await Promise.all([aggregate(pipeline.chat(req, ctx)), counted])
-        return c.json(encodeMessage(result, { model: body.model, inputTokens: count.tokens }), 200, gatewayHeaders(ctx, c))
-      }
-      const enc = new MessageStreamEncoder({ model: body.model, inputTokens: 0 })
-      const [res, count] = await Promise.all([chatSse(c, pipeline, req, enc), counted])
-      // No event has been encoded yet: the body is pulled only after this handler returns.
-      enc.meta.inputTokens = count.tokens
-      return res
+      const meta = { model: body.model, inputTokens: 0 }
+      // Claude Code reads message_start's input_tokens to manage its context: that number must be real.
+      const count = async (ctx: CallContext) => (meta.inputTokens = (await countPromptTokens(req, await exactCounter(req, ctx).catch(() => undefined))).tokens)
+      const counting: Provider = { id: pipeline.id, type: pipeline.type, models: (s) => pipeline.models(s), chat: (r, ctx) => withInputCount(pipeline.chat(r, ctx), () => count(ctx)) }
+      if (!req.stream) return chatJson(c, counting, req, (result) => encodeMessage(result, meta))
+      return chatSse(c, counting, req, new MessageStreamEncoder(meta))
     },
   )
 
@@ -116,5 +107,41 @@ export function anthropicRoutes(app: GatewayApp, deps: AnthropicRouteDeps): void
       const { tokens } = await countPromptTokens(req, await exactCounter(req, ctx))
       return c.json(encodeCountTokens(tokens), 200, gatewayHeaders(ctx, c))
     },
+  )
+}
+
+/**
+ * Holds back the first events until the prompt's count is known, so that
+ * every encoded frame can use it. A provider that reports its own usage
+ * before any content (Anthropic's message_start) needs no count; others are
+ * counted once their first content arrives (one tokenizer call, only then).
+ */
+function withInputCount(source: ReadableStream<ChatEvent>, count: () => Promise<unknown>): ReadableStream<ChatEvent> {
+  const reader = source.getReader()
+  const held: ChatEvent[] = []
+  let primed = false
+  return new ReadableStream<ChatEvent>(
+    {
+      async pull(controller) {
+        if (!primed) {
+          primed = true
+          for (;;) {
+            const { done, value } = await reader.read()
+            if (done) break
+            held.push(value)
+            if (value.type !== 'start') break
+          }
+          const first = held[held.length - 1]
+          if (!(first?.type === 'usage' && !first.usage.estimated && first.usage.inputTokens > 0)) await count()
+        }
+        const next = held.shift()
+        if (next) return controller.enqueue(next)
+        const { done, value } = await reader.read()
+        if (done) controller.close()
+        else controller.enqueue(value)
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
   )
 }

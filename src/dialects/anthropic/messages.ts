@@ -240,6 +240,12 @@ export function anthropicUsage(u: Usage): { input_tokens: number; output_tokens:
   return { input_tokens: Math.max(0, u.inputTokens - read - write), output_tokens: u.outputTokens, cache_creation_input_tokens: write, cache_read_input_tokens: read }
 }
 
+/** A provider's estimated prompt count gives way to the gateway's count (exact where the provider has a tokenizer). */
+function settled(usage: Usage | undefined, meta: EncodeMeta, outputChars: number): Usage {
+  if (!usage) return { inputTokens: meta.inputTokens, outputTokens: estimateOutput(outputChars), estimated: true }
+  return usage.estimated && meta.inputTokens > 0 ? { ...usage, inputTokens: meta.inputTokens } : usage
+}
+
 /** The documented estimate (core/tokens.ts: ~4 characters a token) for providers that report no usage. */
 function estimateOutput(chars: number): number {
   return chars ? Math.max(1, Math.ceil(chars / 4)) : 0
@@ -279,7 +285,7 @@ export function encodeMessage(result: ChatResult, meta: EncodeMeta): Record<stri
       content.push({ type: 'tool_use', id: p.id, name: p.name, input: toolInput(p.arguments) })
     }
   }
-  const usage = result.usage ?? { inputTokens: meta.inputTokens, outputTokens: estimateOutput(chars), estimated: true }
+  const usage = settled(result.usage, meta, chars)
   return {
     id: newId('msg_'),
     type: 'message',
@@ -321,7 +327,7 @@ export class MessageStreamEncoder {
   private begin(out: SseFrame[]): void {
     if (this.started) return
     this.started = true
-    const usage = anthropicUsage(this.usage ?? { inputTokens: this.meta.inputTokens, outputTokens: 0 })
+    const usage = anthropicUsage(settled(this.usage, this.meta, 0))
     usage.output_tokens = 0
     const message = { id: this.id, type: 'message', role: 'assistant', model: this.meta.model, content: [], stop_reason: null, stop_sequence: null, usage }
     out.push(this.frame('message_start', JSON.stringify({ type: 'message_start', message })), this.frame('ping', '{"type":"ping"}'))
@@ -403,7 +409,7 @@ export class MessageStreamEncoder {
     const out: SseFrame[] = []
     this.begin(out)
     this.close(out)
-    const usage = anthropicUsage(this.usage ?? { inputTokens: this.meta.inputTokens, outputTokens: estimateOutput(this.chars), estimated: true })
+    const usage = anthropicUsage(settled(this.usage, this.meta, this.chars))
     const delta = { type: 'message_delta', delta: { stop_reason: stopReason(this.finish ?? (this.toolBlocks.size ? 'tool_calls' : 'stop')), stop_sequence: this.stopSequence ?? null }, usage }
     out.push(this.frame('message_delta', JSON.stringify(delta)), this.frame('message_stop', '{"type":"message_stop"}'))
     return out
