@@ -41,7 +41,8 @@ export function negotiate(header: string | null | undefined, available: readonly
     if (!(q > 0)) q = 0
     if (name === '*') star = q
     const enc = name === 'gzip' || name === 'x-gzip' ? 'gzip' : name === 'br' ? 'br' : undefined
-    if (!enc || !available.includes(enc)) continue
+    // q=0 means "not acceptable".
+    if (!enc || q <= 0 || !available.includes(enc)) continue
     if (q > bestQ || (q === bestQ && enc === 'gzip')) {
       best = enc
       bestQ = q
