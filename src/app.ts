@@ -28,6 +28,7 @@ import { queueRoutes } from './routes/queue.js'
 import { responsesRoutes } from './routes/responses.js'
 import { systemRoutes } from './routes/system.js'
 import { openStorage, type GatewayStorage } from './storage/index.js'
+import { BRIDGE_CONNECT_PATH, bridgeConnector, type BridgeConnector } from './ws/bridge-connect.js'
 
 export const VERSION = '0.1.0'
 
@@ -58,11 +59,13 @@ export interface Gateway {
   logger: Logger
   /** Stream settings, the resume buffer (streams: mount) and the compressor. */
   streaming: StreamingRuntime
+  /** Bridges dialling in (reverse mode, GET /bridge/connect); the entry does the WebSocket upgrade. */
+  bridges: BridgeConnector
   openapi(): unknown
   close(): Promise<void>
 }
 
-const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/'])
+const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/', BRIDGE_CONNECT_PATH])
 
 /** The composition root: config → providers → pipeline → routes. The one place that shows the whole flow. */
 export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -73,6 +76,8 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   // Per-target limits and the queue sit below the router, where the resolved provider/model is known.
   const limiter = await RateLimiter.create(config.limits, { now, keyId, logger })
   const queue = await RequestQueue.create(config.queue, { now, keyId })
+  // A bridge connecting, leaving or reporting new models makes the model list stale.
+  const bridges = bridgeConnector(providers, () => catalog.invalidate())
   const catalog = new ModelCatalog(providers.map((p) => gateTarget(p, limiter, queue)))
   const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, routing: config.routing, now, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
   // API-key limits and the request's priority are settled once per client request, above routing.
@@ -122,6 +127,9 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
       servers: [{ url: 'http://127.0.0.1:4000', description: 'Local gateway' }],
     }))
 
+  app.get(BRIDGE_CONNECT_PATH, () => {
+    throw new GatewayError('invalid_request', 'GET /bridge/connect is the VS Code bridge\'s reverse-mode WebSocket: it needs an Upgrade: websocket request, which this runtime or proxy did not pass on.', { status: 426, code: 'upgrade_required' })
+  })
   systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi, breakers: () => router.breakerStates() })
   queueRoutes(app, { queue })
   streamRoutes(app)
@@ -141,7 +149,9 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     config,
     logger,
     openapi,
+    bridges,
     async close() {
+      bridges.closeAll()
       await storage.close()
       await limiter.close()
     },
