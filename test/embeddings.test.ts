@@ -98,6 +98,16 @@ describe('POST /v1/embeddings', () => {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     expect([0, 1, 2, 3].map((i) => view.getFloat32(i * 4, true))).toEqual(vectorFor('text 3').map(Math.fround))
     expect(float32Base64([1])).toBe('AACAPw==')
+    // Without Buffer (a Worker without nodejs_compat) the btoa path gives the same bytes.
+    const vector = Array.from({ length: 3000 }, (_, i) => Math.sin(i) * 1e3)
+    const viaBuffer = float32Base64(vector)
+    const B = globalThis.Buffer
+    ;(globalThis as { Buffer?: unknown }).Buffer = undefined
+    try {
+      expect(float32Base64(vector)).toBe(viaBuffer)
+    } finally {
+      globalThis.Buffer = B
+    }
   })
 
   it('keeps the order of 1,000 inputs split into batches answered out of order', async () => {

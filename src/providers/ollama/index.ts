@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { decodeNdjson } from '../../streaming/decode.js'
-import { embedBatchOptions, embedInBatches } from '../shared/embed-batches.js'
+import { embedBatchOptions, embedInBatches, Vector } from '../shared/embed-batches.js'
 import { headerDeadline, send, type HttpClient, type HttpResponse } from '../shared/http.js'
 import { inlineImageUrls } from '../shared/inline-media.js'
 import { eventStream } from '../shared/stream.js'
@@ -33,7 +33,7 @@ const Tags = z.looseObject({
   models: z.array(z.looseObject({ name: z.string(), model: z.string().optional(), modified_at: z.string().optional(), details: z.looseObject({ family: z.string().optional() }).optional() })),
 })
 
-const EmbedAnswer = z.looseObject({ model: z.string().optional(), embeddings: z.array(z.array(z.number())), prompt_eval_count: z.number().optional() })
+const EmbedAnswer = z.looseObject({ model: z.string().optional(), embeddings: z.array(Vector), prompt_eval_count: z.number().optional() })
 
 /** Ollama's native API: /api/chat (NDJSON stream), /api/tags, /api/embed. */
 export function ollamaProvider(input: OllamaOptions, http: HttpClient): Provider {

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { ChatEvent, FinishReason, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { decodeSse } from '../../streaming/decode.js'
-import type { BatchResult } from '../shared/embed-batches.js'
+import { Vector, type BatchResult } from '../shared/embed-batches.js'
 import type { HttpResponse } from '../shared/http.js'
 
 export function mapOpenAIFinishReason(reason: unknown): FinishReason | undefined {
@@ -146,7 +146,7 @@ export async function* eventsFromOpenAIResponse(provider: string, res: HttpRespo
 }
 
 const EmbeddingList = z.looseObject({
-  data: z.array(z.looseObject({ index: z.number().int(), embedding: z.array(z.number()) })),
+  data: z.array(z.looseObject({ index: z.number().int(), embedding: Vector })),
   model: z.string().optional(),
   usage: z.looseObject({ prompt_tokens: z.number().optional() }).optional(),
 })
