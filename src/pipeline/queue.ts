@@ -28,6 +28,8 @@ export const QueueConfig = z.strictObject({
   /** Waiting this long counts as one priority class higher. */
   agingMs: z.number().int().positive().default(10_000),
   defaultPriority: Priority.default('normal'),
+  /** The highest x-gateway-priority a key without its own entry (or anyone, on a gateway without keys) may ask for. */
+  defaultMaxPriority: Priority.optional(),
   /** Per API key (the key or its `key_…` id): its priority, and the highest it may ask for with x-gateway-priority. */
   keys: z.record(z.string(), z.strictObject({ priority: Priority.optional(), maxPriority: Priority.optional() })).default(() => ({})),
   /** Weight of the newest sample in the service-time EWMA behind wait estimates. */
@@ -119,7 +121,7 @@ export class RequestQueue {
     if (!parsed.success) {
       throw new GatewayError('invalid_request', `Invalid ${PRIORITY_HEADER} header "${asked.slice(0, 40)}": expected one of high, normal, low.`, { param: PRIORITY_HEADER, code: 'invalid_priority' })
     }
-    const ceiling = key?.maxPriority ?? own
+    const ceiling = key?.maxPriority ?? (key ? own : (this.config.defaultMaxPriority ?? own))
     return RANK[parsed.data] < RANK[ceiling] ? ceiling : parsed.data
   }
 

@@ -5,7 +5,7 @@ import type { QueueMeta } from '../pipeline/target-gate.js'
  * Headers from what the rate-limit and queue stages left in ctx.meta:
  * OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} (reset as
  * OpenAI writes durations: "1s", "6m0s", "20ms") and the queue's place and
- * wait. On an error, the limit that refused the request is reported.
+ * wait (the real wait, and the estimate given on entering). On an error, the limit that refused the request is reported.
  */
 export function limitHeaders(meta: Record<string, unknown> | undefined, failed = false): Record<string, string> {
   const out: Record<string, string> = {}
@@ -25,6 +25,7 @@ export function limitHeaders(meta: Record<string, unknown> | undefined, failed =
   if (queue) {
     out['x-gateway-queue-position'] = String(queue.position)
     out['x-gateway-queue-wait-ms'] = String(queue.waitedMs)
+    if (queue.estimatedWaitMs !== undefined) out['x-gateway-queue-estimated-wait-ms'] = String(queue.estimatedWaitMs)
   }
   return out
 }
