@@ -366,6 +366,43 @@ describe('bedrock request mapping', () => {
   })
 })
 
+describe('bedrock thinking and token counting', () => {
+  it('maps reasoningContent deltas to thinking with its signature, and sends budget_tokens', async () => {
+    const up = await fakeBedrock((req, res) => writeEventStream(res, fx.streamReasoning.map(([t, p]) => eventFrame(t, p))))
+    const result = await aggregate(provider(up).chat(ask('hi', { thinking: { type: 'enabled', budgetTokens: 2048 } }), ctx()))
+    expect(result.content).toEqual([
+      { type: 'thinking', text: 'The user says hi. Greet back.', signature: 'EqoBCkgIARABGAIiQL2Ut4yEXAMPLESIG' },
+      { type: 'text', text: 'Hi!' },
+    ])
+    expect(up.requests[0].json().additionalModelRequestFields).toEqual({ thinking: { type: 'enabled', budget_tokens: 2048 } })
+    await up.close()
+  })
+
+  it('replays its own signed thinking in later turns and drops other providers\' thinking', async () => {
+    const up = await fakeBedrock((req, res) => writeEventStream(res, fx.streamText.map(([t, p]) => eventFrame(t, p))))
+    const messages: ChatRequest['messages'] = [
+      { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+      { role: 'assistant', content: [{ type: 'thinking', text: 'mine', signature: 'SIG', provider: 'aws' }, { type: 'thinking', text: 'theirs', signature: 'X', provider: 'other' }, { type: 'text', text: 'Hi!' }] },
+      { role: 'user', content: [{ type: 'text', text: 'again' }] },
+    ]
+    await aggregate(provider(up).chat(ask('x', { messages }), ctx()))
+    expect(up.requests[0].json().messages[1].content).toEqual([{ reasoningContent: { reasoningText: { text: 'mine', signature: 'SIG' } } }, { text: 'Hi!' }])
+    await up.close()
+  })
+
+  it('counts tokens with CountTokens', async () => {
+    const up = await fakeBedrock((req, res) => {
+      expect(req.url).toBe(`/model/${encodeURIComponent(fx.MODEL)}/count-tokens`)
+      expect(req.json()).toEqual({ input: { converse: { messages: [{ role: 'user', content: [{ text: 'hi' }] }], system: [{ text: 'sys' }] } } })
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fx.countTokens))
+    })
+    const req = ask('x', { messages: [{ role: 'system', content: [{ type: 'text', text: 'sys' }] }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }] })
+    expect(await provider(up).countTokens!(req, ctx())).toBe(21)
+    expect(up.signatureProblems).toEqual([])
+    await up.close()
+  })
+})
+
 describe('bedrock error mapping', () => {
   const table: Array<[keyof typeof fx.errors, string, number, boolean]> = [
     ['ThrottlingException', 'rate_limit', 429, true],

@@ -142,6 +142,16 @@ describe('gemini specifics', () => {
     await up.close()
   })
 
+  it('counts tokens with :countTokens wrapped in a generateContentRequest', async () => {
+    const up = await fakeGemini((req, res, call) => {
+      expect(call.method).toBe('countTokens')
+      writeJson(res, 200, { totalTokens: 12, promptTokensDetails: [{ modality: 'TEXT', tokenCount: 12 }] })
+    })
+    expect(await provider(up).countTokens!(ask('hi'), ctx())).toBe(12)
+    expect(up.requests[0].json()).toEqual({ generateContentRequest: { model: `models/${fx.MODEL}`, contents: [{ role: 'user', parts: [{ text: 'hi' }] }] } })
+    await up.close()
+  })
+
   it('refuses to start without an API key, and reads GEMINI_API_KEY', () => {
     expect(() => geminiProvider({ id: 'g' }, undiciClient(), {})).toThrow(/GEMINI_API_KEY/)
     expect(geminiProvider({ id: 'g' }, undiciClient(), { GEMINI_API_KEY: KEY }).type).toBe('gemini')

@@ -281,6 +281,19 @@ describe('vertex request and response mapping', () => {
   })
 })
 
+describe('vertex token counting', () => {
+  it('counts with :countTokens, sending the prompt fields only', async () => {
+    const up = await fakeVertex((req, res, call) => {
+      expect(call.method).toBe('countTokens')
+      writeJson(res, 200, { totalTokens: 31, totalBillableCharacters: 96, promptTokensDetails: [{ modality: 'TEXT', tokenCount: 31 }] })
+    })
+    const req = ask('x', { maxTokens: 5, messages: [{ role: 'system', content: [{ type: 'text', text: 'sys' }] }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }] })
+    expect(await provider(up).countTokens!(req, ctx())).toBe(31)
+    expect(up.modelRequests()[0].json()).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }], systemInstruction: { parts: [{ text: 'sys' }] } })
+    await up.close()
+  })
+})
+
 describe('vertex error mapping', () => {
   const table: Array<[keyof typeof fx.errors, string, number, boolean, number | undefined]> = [
     ['INVALID_ARGUMENT', 'invalid_request', 400, false, undefined],

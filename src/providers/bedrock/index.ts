@@ -160,6 +160,14 @@ export function bedrockProvider(input: BedrockOptions, http: HttpClient, env: En
     chat(req: ChatRequest, ctx: CallContext) {
       return eventStream(ctx.signal, (signal) => (req.stream ? converseStream(req, signal) : converse(req, signal)))
     },
+    /** Bedrock's CountTokens (the models that support it); others answer ValidationException. */
+    async countTokens(req: ChatRequest, ctx: CallContext) {
+      const { messages, system } = toConverseBody(req, { thinkingProvider: id })
+      const res = await call('POST', `${modelPath(req.model)}/count-tokens`, { input: { converse: { messages, ...(system ? { system } : {}) } } }, 'application/json', ctx.signal)
+      const json = (await res.json().catch(() => undefined)) as { inputTokens?: unknown } | undefined
+      if (typeof json?.inputTokens !== 'number') throw new GatewayError('upstream', `Provider "${id}" sent a CountTokens answer without inputTokens.`)
+      return json.inputTokens
+    },
     async embed(req: EmbedRequest, ctx: CallContext) {
       const invoke = async (model: string, body: unknown, signal: AbortSignal) => {
         const res = await call('POST', `${modelPath(model)}/invoke`, body, 'application/json', signal)

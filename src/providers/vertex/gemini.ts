@@ -6,7 +6,7 @@ import { headerDeadline, send, type HttpClient } from '../shared/http.js'
 import type { CallContext, Provider } from '../types.js'
 import { geminiEmbed } from './embed.js'
 import { googleHttpError } from './errors.js'
-import { googleChat, type GoogleTransport } from './transport.js'
+import { googleChat, googleCountTokens, type GoogleTransport } from './transport.js'
 
 export const GeminiOptions = z.looseObject({
   id: z.string(),
@@ -99,6 +99,7 @@ export function geminiProvider(input: GeminiOptions, http: HttpClient, env: Env 
       return out
     },
     chat: (req: ChatRequest, ctx: CallContext) => googleChat(transport, { ...req, model: bare(req.model) }, ctx),
+    countTokens: (req: ChatRequest, ctx: CallContext) => googleCountTokens(transport, { ...req, model: bare(req.model) }, ctx.signal, 'gemini'),
     embed: (req: EmbedRequest, ctx: CallContext) => geminiEmbed(transport, { ...req, model: bare(req.model) }, { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }, ctx.signal),
     async health(signal) {
       try {

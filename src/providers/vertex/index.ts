@@ -6,7 +6,7 @@ import type { HttpClient } from '../shared/http.js'
 import type { CallContext, Provider } from '../types.js'
 import { vertexEmbed } from './embed.js'
 import { ServiceAccount, serviceAccountTokens, type TokenSource } from './service-account.js'
-import { googleChat, type GoogleTransport } from './transport.js'
+import { googleChat, googleCountTokens, type GoogleTransport } from './transport.js'
 
 export const VertexOptions = z.looseObject({
   id: z.string(),
@@ -96,6 +96,7 @@ export function vertexProvider(input: VertexOptions, http: HttpClient, deps: Ver
       return modelIds.map((m): ModelInfo => ({ id: m, ownedBy: 'google', ...(m.includes('embedding') ? { capabilities: { embeddings: true } } : {}) }))
     },
     chat: (req: ChatRequest, ctx: CallContext) => googleChat(transport, req, ctx),
+    countTokens: (req: ChatRequest, ctx: CallContext) => googleCountTokens(transport, req, ctx.signal, 'vertex'),
     embed: (req: EmbedRequest, ctx: CallContext) => vertexEmbed(transport, req, { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }, ctx.signal),
     async health(signal) {
       if (!tokens) return { ok: true }

@@ -77,3 +77,18 @@ export function googleChat(t: GoogleTransport, req: ChatRequest, ctx: CallContex
     yield* out
   })
 }
+
+/**
+ * The service's own count for a request's prompt (`:countTokens`). Vertex
+ * takes the prompt fields directly; the Gemini API wants them wrapped in a
+ * generateContentRequest naming the model.
+ */
+export async function googleCountTokens(t: GoogleTransport, req: ChatRequest, signal: AbortSignal, wrap: 'vertex' | 'gemini'): Promise<number> {
+  const { contents, systemInstruction, tools } = toGeminiBody(req)
+  const prompt = { contents, ...(systemInstruction ? { systemInstruction } : {}), ...(tools ? { tools } : {}) }
+  const body = wrap === 'gemini' ? { generateContentRequest: { model: `models/${req.model}`, ...prompt } } : prompt
+  const res = await googlePost(t, t.methodUrl(req.model, 'countTokens'), body, signal)
+  const json = (await res.json().catch(() => undefined)) as { totalTokens?: unknown } | undefined
+  if (typeof json?.totalTokens !== 'number') throw new GatewayError('upstream', `Provider "${t.id}" sent a countTokens answer without totalTokens.`)
+  return json.totalTokens
+}
