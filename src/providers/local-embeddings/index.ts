@@ -12,7 +12,7 @@ export const LocalEmbeddingsOptions = z.looseObject({
   /** Load the model at start-up instead of on the first request (about 0.3 s and 30 MB of memory). */
   preload: z.boolean().default(false),
   // Inference runs on the event loop's thread: small batches, one at a time, keep the gateway responsive.
-  ...embedBatchOptions(16),
+  ...embedBatchOptions(32),
   embedConcurrency: z.number().int().positive().default(1),
 })
 export type LocalEmbeddingsOptions = z.input<typeof LocalEmbeddingsOptions>
