@@ -2,6 +2,7 @@ import type { ProviderConfig } from '../config.js'
 import { azureOpenAIProvider } from './azure-openai/index.js'
 import { bedrockProvider } from './bedrock/index.js'
 import { anthropicProvider } from './anthropic/index.js'
+import { localEmbeddingsProvider } from './local-embeddings/index.js'
 import { mockProvider } from './mock/index.js'
 import { ollamaProvider } from './ollama/index.js'
 import { openAICompatibleProvider } from './openai-compatible/index.js'
@@ -22,6 +23,7 @@ const factories: Record<string, Factory> = {
   bedrock: (c, d) => bedrockProvider(c as never, d.http),
   ollama: (c, d) => ollamaProvider(c as never, d.http),
   'azure-openai': (c, d) => azureOpenAIProvider(c as never, d.http),
+  'local-embeddings': (c) => localEmbeddingsProvider(c as never),
 }
 
 export function registerProviderType(type: string, factory: Factory): void {
