@@ -49,8 +49,8 @@ export function order<T extends Weighted>(strategy: Strategy, candidates: T[], s
         .map((x) => x.c)
     }
     case 'lowest-latency': {
-      // Unmeasured targets go first so that every target gets a measurement.
-      const sorted = [...candidates].sort((a, b) => (a.stats.latencyMs ?? -1) - (b.stats.latencyMs ?? -1))
+      // Unmeasured targets go first (in rotation, so a burst spreads) so that every target gets a measurement.
+      const sorted = rotate(candidates, state.cursor++ % n).sort((a, b) => (a.stats.latencyMs ?? -1) - (b.stats.latencyMs ?? -1))
       if (sorted[0].stats.latencyMs !== undefined && random() < explore) {
         const pick = 1 + Math.floor(random() * (n - 1))
         const [explored] = sorted.splice(pick, 1)
@@ -62,7 +62,8 @@ export function order<T extends Weighted>(strategy: Strategy, candidates: T[], s
 }
 
 function rotate<T>(items: T[], start: number): T[] {
-  return start === 0 ? items : [...items.slice(start), ...items.slice(0, start)]
+  // Always a copy: callers sort the result, and the plan's own list must keep its order.
+  return [...items.slice(start), ...items.slice(0, start)]
 }
 
 /** Sampling without replacement in proportion to weight. */
