@@ -26,9 +26,9 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-/** Starts a throwaway redis-server on a free loopback port: no persistence, no config file. */
-export async function startRedis(): Promise<RunningRedis> {
-  const port = await freePort()
+/** Starts a throwaway redis-server on a free loopback port (or the given one, to restart it): no persistence, no config file. */
+export async function startRedis(onPort?: number): Promise<RunningRedis> {
+  const port = onPort ?? (await freePort())
   const child: ChildProcess = spawn(BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
     stdio: 'ignore',
   })
