@@ -1,3 +1,5 @@
+import { setupCommands } from './setup.js'
+
 /**
  * `vscode-lm-gateway [command]`. With no command (or `start`) it runs the
  * gateway; other commands print set-ups for clients.
@@ -21,6 +23,7 @@ export const commands: Record<string, Command> = {
       await startNode()
     },
   },
+  ...setupCommands,
 }
 
 export async function main(argv: string[]): Promise<void> {
