@@ -27,7 +27,8 @@ describe('OpenAI chat completions over the mock provider, with the official clie
 
   it('lists models and retrieves one by any accepted name', async () => {
     const list = await client.models.list()
-    expect(list.data.map((m) => m.id)).toEqual(['mock/mock-1', 'mock/mock-2'])
+    // `auto` (routing picks a model by the request) is listed with the providers' models.
+    expect(list.data.map((m) => m.id)).toEqual(['mock/mock-1', 'mock/mock-2', 'auto'])
     for (const m of list.data) assertOpenAISchema('Model', m)
     const one = await client.models.retrieve('mock/mock-1')
     expect(one).toMatchObject({ id: 'mock/mock-1', object: 'model', owned_by: 'mock' })
