@@ -5,6 +5,13 @@ import { GatewayError } from './errors.js'
 import { createLogger, type Logger } from './logger.js'
 import { auth, keyId } from './middleware/auth.js'
 import { requestId } from './middleware/request-id.js'
+import { usageMiddleware, type UsageSink } from './middleware/usage.js'
+import { createAnalytics, type Analytics } from './analytics/index.js'
+import { parseAnalyticsConfig } from './analytics/config.js'
+import { BREAKER_STATE, gatewayMetrics, MetricsRegistry, type GatewayMetrics } from './analytics/metrics.js'
+import { recordMetrics } from './analytics/metrics-sink.js'
+import { usageTap } from './pipeline/usage.js'
+import { analyticsRoutes, DASHBOARD_ASSETS } from './routes/analytics.js'
 import { compression } from './middleware/compress.js'
 import { createStreaming, type StreamingRuntime } from './streaming/runtime.js'
 import type { Compressor } from './streaming/compress.js'
@@ -61,11 +68,15 @@ export interface Gateway {
   streaming: StreamingRuntime
   /** Bridges dialling in (reverse mode, GET /bridge/connect); the entry does the WebSocket upgrade. */
   bridges: BridgeConnector
+  /** Prometheus instruments stages report into (queue depth, cache lookups …); served at /metrics. */
+  metrics: GatewayMetrics
+  /** Usage analytics, when `analytics.enabled`. */
+  analytics?: Analytics
   openapi(): unknown
   close(): Promise<void>
 }
 
-const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/', BRIDGE_CONNECT_PATH])
+const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/', BRIDGE_CONNECT_PATH, ...Object.keys(DASHBOARD_ASSETS)])
 
 /** The composition root: config → providers → pipeline → routes. The one place that shows the whole flow. */
 export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -87,7 +98,27 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
   const cacheConfig = parseCacheConfig(config.cache)
   const cache = cacheConfig.enabled ? cacheStage(admitted, { config: cacheConfig, store: storage.mount('cache'), logger, now }) : undefined
-  const pipeline: Provider = cache ?? admitted
+  const pipeline: Provider = usageTap(cache ?? admitted)
+
+  // Usage: every API request becomes one record (counts and timings, never content) for /metrics and, opted in, the analytics rollups.
+  const analyticsConfig = parseAnalyticsConfig(config.analytics)
+  const metrics = gatewayMetrics(new MetricsRegistry())
+  metrics.registry.onCollect(() => {
+    for (const b of router.breakerStates()) metrics.breakerState.set({ target: b.target }, BREAKER_STATE[b.state])
+    for (const [provider, n] of queue.depthByProvider()) metrics.queueDepth.set({ provider }, n)
+  })
+  const analytics = analyticsConfig.enabled
+    ? createAnalytics({
+        config: analyticsConfig,
+        storage: storage.mount('analytics'),
+        storageDescription: storage.describe.analytics,
+        logger,
+        premiumProviders: config.providers.filter((p) => p.type === 'vscode-bridge').map((p) => p.id),
+        onWriteFailure: () => metrics.analyticsDropped.inc(),
+      })
+    : undefined
+  const sinks: UsageSink[] = [(r, meta) => recordMetrics(metrics, r, meta)]
+  if (analytics) sinks.push((r) => analytics.record(r))
 
   const app: GatewayApp = new OpenAPIHono<AppEnv>()
   app.onError((err, c) => errorResponse(c, err, logger))
@@ -103,6 +134,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     const origins = config.server.cors.origins
     app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'x-gateway-cache', 'server-timing'], maxAge: 600 }))
   }
+  app.use('*', usageMiddleware({ track: (path) => path.startsWith('/v1/') && !path.startsWith('/v1/analytics'), sinks, onStart: () => metrics.inflight.inc() }))
   app.use(
     '*',
     await auth({
@@ -131,6 +163,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     throw new GatewayError('invalid_request', 'GET /bridge/connect is the VS Code bridge\'s reverse-mode WebSocket: it needs an Upgrade: websocket request, which this runtime or proxy did not pass on.', { status: 426, code: 'upgrade_required' })
   })
   systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi, breakers: () => router.breakerStates() })
+  analyticsRoutes(app, { analytics, metrics: analyticsConfig.metrics ? metrics.registry : undefined, dashboard: analyticsConfig.dashboard, assets: deps.assets })
   queueRoutes(app, { queue })
   streamRoutes(app)
   openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
@@ -145,12 +178,15 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     router,
     providers,
     storage,
+    metrics,
+    analytics,
     streaming,
     config,
     logger,
     openapi,
     bridges,
     async close() {
+      await analytics?.close().catch((err: Error) => logger.warn('analytics flush on close failed', { error: err.message }))
       bridges.closeAll()
       await storage.close()
       await limiter.close()
