@@ -146,6 +146,7 @@ export class BridgeController implements DisposableLike {
         token,
         handler: app.fetch,
         WebSocket: this.deps.WebSocket,
+        modelsChanged: (listener) => this.api.lm.onDidChangeChatModels(listener),
         onStateChange: (state, detail) => {
           this.log(`reverse ${state}${detail ? `: ${detail}` : ''}`)
           this.render({ reverse: state })

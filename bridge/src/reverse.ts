@@ -38,6 +38,11 @@ export interface ReverseOptions {
   /** Application-level ping; a missing pong within one interval drops the socket. */
   pingIntervalMs?: number
   onStateChange?(state: ReverseState, detail?: string): void
+  /**
+   * VS Code's onDidChangeChatModels: each change is announced to the gateway
+   * with a `{type:"models_changed"}` frame so it refreshes its model list at once.
+   */
+  modelsChanged?: (listener: () => void) => { dispose(): unknown }
 }
 
 export interface ReverseConnection {
@@ -53,6 +58,7 @@ type BridgeFrame =
   | { id: FrameId; type: 'end' }
   | { type: 'ping' }
   | { type: 'pong' }
+  | { type: 'models_changed' }
 
 const OPEN = 1
 /** Above this many unsent bytes the relay pauses reading the model stream. */
@@ -107,6 +113,10 @@ export function connectReverse(options: ReverseOptions): ReverseConnection {
   let stopped = false
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let pingTimer: ReturnType<typeof setInterval> | undefined
+  // One subscription for the connection's whole life; it notifies whichever socket is open.
+  const modelsSubscription = options.modelsChanged?.(() => {
+    if (socket) send(socket, { type: 'models_changed' })
+  })
 
   function setState(next: ReverseState, detail?: string): void {
     state = next
@@ -295,6 +305,7 @@ export function connectReverse(options: ReverseOptions): ReverseConnection {
       clearTimeout(retryTimer)
       clearInterval(pingTimer)
       abortAll()
+      modelsSubscription?.dispose()
       const ws = socket
       socket = undefined
       ws?.close(1000, 'bridge stopped')
