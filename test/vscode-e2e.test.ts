@@ -4,6 +4,7 @@
  * module. Over the bridge's HTTP port, and in reverse mode with the bridge
  * dialling the gateway's /bridge/connect WebSocket.
  */
+import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -238,6 +239,22 @@ describe('openai client → gateway → bridge → fake VS Code', () => {
     expect(long.choices[0].finish_reason).toBe('length')
     expect(long.choices[0].message.content).toBe('lorem lorem lore')
     await until(() => gpt.lastRequest?.cancelled === true, 'the model to be cancelled at max_tokens')
+  })
+
+  it('serves Anthropic clients too: system prompt, stop_sequences → stop_reason stop_sequence, usage', async () => {
+    gpt.reply = slowText(['Alpha ', 'beta #', '# gamma'], 5)
+    const anthropic = new Anthropic({ baseURL: gw.url, apiKey: 'sk-gw', maxRetries: 0 })
+    const msg = await anthropic.messages.create({
+      model: 'vscode/copilot-gpt-4o',
+      max_tokens: 100,
+      system: 'Be short.',
+      messages: [{ role: 'user', content: 'go' }],
+      stop_sequences: ['##'],
+    })
+    expect(msg.stop_reason).toBe('stop_sequence')
+    expect(msg.stop_sequence).toBe('##')
+    expect(msg.content).toMatchObject([{ type: 'text', text: 'Alpha beta ' }])
+    expect(msg.usage).toMatchObject({ input_tokens: 'Be short.'.length + 'go'.length, output_tokens: 'Alpha beta '.length })
   })
 
   it('consent refused: 403 telling the user to allow access in VS Code', async () => {

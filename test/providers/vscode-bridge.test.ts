@@ -378,7 +378,7 @@ describe('vscode-bridge: events and usage', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ tokens: 3 }))
     })
     cleanups.push(() => up.close())
-    const provider = vscodeBridgeProvider({ id: 'vscode', url: `${up.url}/prefix/`, token: TOKEN }, undiciClient())
+    const provider = vscodeBridgeProvider({ id: 'vscode', url: `${up.url}/prefix/`, token: TOKEN, headers: { 'x-tunnel-skip-antiphishing-page': 'true' } }, undiciClient())
     const result = await aggregate(provider.chat(req(), ctx()))
     expect(result.content).toEqual([
       { type: 'text', text: 'héllo ' },
@@ -387,6 +387,7 @@ describe('vscode-bridge: events and usage', () => {
     // The URL's path prefix is kept for every route (tunnels mount the bridge under one).
     expect(up.requests.every((r) => r.url.startsWith('/prefix/v1/'))).toBe(true)
     expect(up.requests[0].headers.authorization).toBe(`Bearer ${TOKEN}`)
+    expect(up.requests[0].headers['x-tunnel-skip-antiphishing-page']).toBe('true')
   })
 
   it('reports a stream that breaks off without its end event as a retryable upstream error', async () => {

@@ -24,6 +24,8 @@ export const VscodeBridgeOptions = z.looseObject({
     .default('http://127.0.0.1:3775'),
   /** The bridge token ("LM Gateway Bridge: Copy token" in VS Code). */
   token: z.string().default(''),
+  /** Extra headers for the tunnel in front of the bridge (Cloudflare Access service token, dev tunnels' anti-phishing skip). */
+  headers: z.record(z.string(), z.string()).default(() => ({})),
   /**
    * Until the model's first part: the bridge waits for it before answering,
    * and VS Code's consent prompt may be waiting for a click on first use.
@@ -61,7 +63,7 @@ export function vscodeBridgeProvider(input: VscodeBridgeOptions, http: HttpClien
   const base = opts.url.replace(/\/+$/, '')
   const reverseOn = opts.reverse && opts.token !== ''
   const hub = reverseOn ? new BridgeHub(id, opts.pingIntervalMs) : undefined
-  const direct = directTransport({ provider: id, base, token: opts.token, http, reverseEnabled: reverseOn })
+  const direct = directTransport({ provider: id, base, token: opts.token, headers: opts.headers, http, reverseEnabled: reverseOn })
   const batching = { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }
 
   /** A connected reverse socket wins: it is how a bridge behind NAT is reached at all. */

@@ -70,7 +70,8 @@ export class PromptCounter {
       const text = JSON.stringify(tools)
       pieces.push({ input: { text }, fallback: () => estimateTextTokens(text) })
     }
-    const results = await Promise.all(pieces.map((p) => this.one(model, p.input, p.fallback, signal)))
+    // A long conversation seen for the first time must not open hundreds of bridge calls at once.
+    const results = await inBatches(pieces, 8, (p) => this.one(model, p.input, p.fallback, signal))
     return { tokens: results.reduce((n, r) => n + r.tokens, 0), estimated: results.some((r) => r.estimated) }
   }
 
@@ -113,4 +114,18 @@ function coreMessage(m: WireMessage): Message {
     }
   })
   return { role: m.role, content }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time, keeping the order. */
+async function inBatches<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i])
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
 }

@@ -46,8 +46,8 @@ function codeOf(err: unknown): string | undefined {
  * Protocol v1 over HTTP(S). `base` may carry a path prefix (tunnels mount the
  * bridge under one); the keep-alive pool is the HttpClient's.
  */
-export function directTransport(opts: { provider: string; base: string; token: string; http: HttpClient; reverseEnabled: boolean }): BridgeTransport {
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.token}`, accept: 'application/json, application/x-ndjson' }
+export function directTransport(opts: { provider: string; base: string; token: string; headers?: Record<string, string>; http: HttpClient; reverseEnabled: boolean }): BridgeTransport {
+  const headers: Record<string, string> = { ...opts.headers, authorization: `Bearer ${opts.token}`, accept: 'application/json, application/x-ndjson' }
   const postHeaders = { ...headers, 'content-type': 'application/json' }
   return {
     kind: 'direct',
