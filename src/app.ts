@@ -1,17 +1,23 @@
+import { BatchRunner } from './jobs/batches.js'
+import { createDispatch } from './jobs/dispatch.js'
+import { FileStore } from './jobs/files.js'
+import { syncBatchRoutes } from './routes/batch.js'
+import { batchRoutes } from './routes/batches.js'
+import { fileRoutes } from './routes/files.js'
 import { OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
 import { cors } from 'hono/cors'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import { createLogger, type Logger } from './logger.js'
-import { auth, keyId } from './middleware/auth.js'
-import { requestId } from './middleware/request-id.js'
-import { usageMiddleware, type UsageSink } from './middleware/usage.js'
 import { createAnalytics, type Analytics } from './analytics/index.js'
 import { parseAnalyticsConfig } from './analytics/config.js'
 import { BREAKER_STATE, gatewayMetrics, MetricsRegistry, type GatewayMetrics } from './analytics/metrics.js'
 import { recordMetrics } from './analytics/metrics-sink.js'
-import { usageTap } from './pipeline/usage.js'
-import { analyticsRoutes, DASHBOARD_ASSETS } from './routes/analytics.js'
+import { auth, keyId } from './middleware/auth.js'
+import { clientIp } from './middleware/client-ip.js'
+import { usageMiddleware, type UsageSink } from './middleware/usage.js'
+import { requestId } from './middleware/request-id.js'
 import { compression } from './middleware/compress.js'
 import { createStreaming, type StreamingRuntime } from './streaming/runtime.js'
 import type { Compressor } from './streaming/compress.js'
@@ -22,10 +28,12 @@ import { ModelCatalog, Router } from './pipeline/router.js'
 import { RequestQueue, withPriority } from './pipeline/queue.js'
 import { keyRateLimit, RateLimiter } from './pipeline/rate-limit.js'
 import { gateTarget } from './pipeline/target-gate.js'
+import { usageTap } from './pipeline/usage.js'
 import { createProviders } from './providers/registry.js'
 import { fetchClient, type HttpClient } from './providers/shared/http.js'
 import type { Provider } from './providers/types.js'
 import type { AppEnv, GatewayApp } from './routes/env.js'
+import { analyticsRoutes, DASHBOARD_ASSETS } from './routes/analytics.js'
 import { cacheRoutes } from './routes/cache.js'
 import { errorResponse } from './routes/errors.js'
 import { embeddingRoutes } from './routes/embeddings.js'
@@ -36,6 +44,12 @@ import { responsesRoutes } from './routes/responses.js'
 import { systemRoutes } from './routes/system.js'
 import { openStorage, type GatewayStorage } from './storage/index.js'
 import { BRIDGE_CONNECT_PATH, bridgeConnector, type BridgeConnector } from './ws/bridge-connect.js'
+import { wsRoutes } from './routes/ws.js'
+import { NoticeHub } from './ws/notices.js'
+import { parseWebSocketConfig } from './ws/options.js'
+import { WS_PATH } from './ws/protocol.js'
+import { WsServer } from './ws/server.js'
+import type { WebSocketUpgrade } from './ws/upgrade.js'
 
 export const VERSION = '0.1.0'
 
@@ -44,6 +58,8 @@ export interface GatewayDeps {
   now?: () => number
   /** Upstream HTTP client; defaults to the runtime's fetch. */
   http?: HttpClient
+  /** The connection's peer address, from the runtime (for the IP allowlist). */
+  remoteAddress?: (c: Context) => string | undefined
   logger?: Logger
   /** Bundled static files (docs UI). */
   assets?: (path: string) => Promise<Response | null>
@@ -53,9 +69,13 @@ export interface GatewayDeps {
   compressor?: Compressor
   /** The Worker's env: KV namespaces for `cloudflare-kv-binding` storage mounts. */
   bindings?: Record<string, unknown>
+  /** The runtime's WebSocket handshake for GET /v1/ws (src/entry/*-ws.ts); without it the route answers 426. */
+  webSocket?: WebSocketUpgrade
 }
 
 export interface Gateway {
+  files: FileStore
+  batches: BatchRunner
   app: GatewayApp
   fetch: (request: Request, env?: unknown, ctx?: unknown) => Response | Promise<Response>
   router: Router
@@ -66,17 +86,20 @@ export interface Gateway {
   logger: Logger
   /** Stream settings, the resume buffer (streams: mount) and the compressor. */
   streaming: StreamingRuntime
-  /** Bridges dialling in (reverse mode, GET /bridge/connect); the entry does the WebSocket upgrade. */
-  bridges: BridgeConnector
   /** Prometheus instruments stages report into (queue depth, cache lookups …); served at /metrics. */
   metrics: GatewayMetrics
   /** Usage analytics, when `analytics.enabled`. */
   analytics?: Analytics
+  /** Bridges dialling in (reverse mode, GET /bridge/connect); the entry does the WebSocket upgrade. */
+  bridges: BridgeConnector
+  /** Open sockets of the WebSocket API (GET /v1/ws); undefined when `websocket.enabled` is false. */
+  webSockets: WsServer | undefined
   openapi(): unknown
   close(): Promise<void>
 }
 
-const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/', BRIDGE_CONNECT_PATH, ...Object.keys(DASHBOARD_ASSETS)])
+// GET /v1/ws checks the key itself after auth ran: a bad key is a 4401 close, not an HTTP 401.
+const PUBLIC = new Set(['/health', '/openapi.json', '/docs', '/scalar/standalone.js', '/', BRIDGE_CONNECT_PATH, WS_PATH, ...Object.keys(DASHBOARD_ASSETS)])
 
 /** The composition root: config → providers → pipeline → routes. The one place that shows the whole flow. */
 export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -88,7 +111,11 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const limiter = await RateLimiter.create(config.limits, { now, keyId, logger })
   const queue = await RequestQueue.create(config.queue, { now, keyId })
   // A bridge connecting, leaving or reporting new models makes the model list stale.
-  const bridges = bridgeConnector(providers, () => catalog.invalidate())
+  let notices: NoticeHub | undefined
+  const bridges = bridgeConnector(providers, (provider) => {
+    catalog.invalidate()
+    notices?.modelsChanged(provider)
+  })
   const catalog = new ModelCatalog(providers.map((p) => gateTarget(p, limiter, queue)))
   const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, routing: config.routing, now, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
   // API-key limits and the request's priority are settled once per client request, above routing.
@@ -105,7 +132,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const metrics = gatewayMetrics(new MetricsRegistry())
   metrics.registry.onCollect(() => {
     for (const b of router.breakerStates()) metrics.breakerState.set({ target: b.target }, BREAKER_STATE[b.state])
-    for (const [provider, n] of queue.depthByProvider()) metrics.queueDepth.set({ provider }, n)
+    for (const [provider, waiting] of queue.depthByProvider()) metrics.queueDepth.set({ provider }, waiting)
   })
   const analytics = analyticsConfig.enabled
     ? createAnalytics({
@@ -130,11 +157,13 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     c.set('streaming', streaming)
     return compress ? compress(c, next) : next()
   })
+  const ipGate = clientIp({ trustedProxies: config.server.trustedProxies, ipAllow: config.server.ipAllow, remoteAddress: deps.remoteAddress })
+  if (ipGate) app.use('*', ipGate)
   if (config.server.cors.origins.length) {
     const origins = config.server.cors.origins
     app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'x-gateway-cache', 'server-timing'], maxAge: 600 }))
   }
-  app.use('*', usageMiddleware({ track: (path) => path.startsWith('/v1/') && !path.startsWith('/v1/analytics'), sinks, onStart: () => metrics.inflight.inc() }))
+  app.use('*', usageMiddleware({ track: (path) => path.startsWith('/v1/') && !path.startsWith('/v1/analytics') && path !== WS_PATH, sinks, onStart: () => metrics.inflight.inc() }))
   app.use(
     '*',
     await auth({
@@ -163,14 +192,35 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     throw new GatewayError('invalid_request', 'GET /bridge/connect is the VS Code bridge\'s reverse-mode WebSocket: it needs an Upgrade: websocket request, which this runtime or proxy did not pass on.', { status: 426, code: 'upgrade_required' })
   })
   systemRoutes(app, { providers, version: VERSION, assets: deps.assets, openapi, breakers: () => router.breakerStates() })
-  analyticsRoutes(app, { analytics, metrics: analyticsConfig.metrics ? metrics.registry : undefined, dashboard: analyticsConfig.dashboard, assets: deps.assets })
   queueRoutes(app, { queue })
   streamRoutes(app)
+  analyticsRoutes(app, { analytics, metrics: analyticsConfig.metrics ? metrics.registry : undefined, dashboard: analyticsConfig.dashboard, assets: deps.assets })
   openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
   embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
   cacheRoutes(app, { cache })
   anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
   responsesRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
+
+  // Batch work re-enters the gateway's own fetch handler, so every item takes the full pipeline.
+  const dispatch = createDispatch((request, env) => app.fetch(request, env))
+  const files = new FileStore(storage.mount('files'))
+  const batches = new BatchRunner({ jobs: storage.mount('jobs'), files, dispatch, concurrency: config.batch.concurrency, logger })
+  syncBatchRoutes(app, { dispatch, bodyLimit: config.server.bodyLimit, maxItems: config.batch.maxItems })
+  fileRoutes(app, { files, maxBytes: config.files.maxBytes })
+  batchRoutes(app, { runner: batches, bodyLimit: config.server.bodyLimit })
+  // WebSocket request frames re-enter the same fetch handler, as batch items do: one pipeline for every transport.
+  const wsConfig = parseWebSocketConfig(config.websocket, config.server.bodyLimit)
+  if (wsConfig.enabled && wsConfig.notices.enabled) {
+    notices = new NoticeHub(
+      { models: async () => (await router.models()).map((m) => m.id), health: () => router.breakerStates() },
+      { healthPollMs: wsConfig.notices.healthPollMs, modelsPollMs: wsConfig.notices.modelsPollSec * 1000, logger },
+    )
+  }
+  const webSockets = wsConfig.enabled ? new WsServer({ config: wsConfig, fetch: (request, env) => app.fetch(request, env), notices, logger }) : undefined
+  wsRoutes(app, { server: webSockets, upgrade: deps.webSocket })
+
+  const resumed = await batches.resume()
+  if (resumed) logger.info('resuming unfinished batches', { count: resumed })
 
   return {
     app,
@@ -178,16 +228,21 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     router,
     providers,
     storage,
+    streaming,
     metrics,
     analytics,
-    streaming,
     config,
     logger,
     openapi,
     bridges,
+    webSockets,
+    files,
+    batches,
     async close() {
-      await analytics?.close().catch((err: Error) => logger.warn('analytics flush on close failed', { error: err.message }))
+      await batches.close()
       bridges.closeAll()
+      webSockets?.closeAll()
+      await analytics?.close().catch((err: Error) => logger.warn('analytics flush on close failed', { error: err.message }))
       await storage.close()
       await limiter.close()
     },

@@ -50,6 +50,8 @@ export const ConfigSchema = z.object({
   cache: z.looseObject({ enabled: z.boolean().default(false) }).prefault({}),
   analytics: z.looseObject({ enabled: z.boolean().default(false) }).prefault({}),
   streaming: z.looseObject({}).default(() => ({})),
+  /** The WebSocket API (GET /v1/ws): limits, liveness, notices (src/ws/options.ts validates it). */
+  websocket: z.looseObject({}).default(() => ({})),
   routing: z.looseObject({}).default(() => ({})),
   /** What clients in the field need (src/pipeline/model-names.ts, src/routes/tool-pairs.ts). */
   compat: z
@@ -60,6 +62,16 @@ export const ConfigSchema = z.object({
       modelNames: z.union([z.literal(false), z.looseObject({ map: z.record(z.string(), z.string()).optional(), families: z.boolean().optional() })]).default(() => ({})),
     })
     .prefault({}),
+  /** POST /v1/batch and the Batches API. */
+  batch: z
+    .object({
+      /** Requests one POST /v1/batch call may hold. */
+      maxItems: z.number().int().positive().default(1000),
+      /** Items of one background batch in flight at once. */
+      concurrency: z.number().int().positive().max(256).default(4),
+    })
+    .prefault({}),
+  files: z.object({ maxBytes: z.number().int().positive().default(200 * 1024 * 1024) }).prefault({}),
   limits: z.looseObject({}).default(() => ({})),
   queue: z.looseObject({}).default(() => ({})),
 })

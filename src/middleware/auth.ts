@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono'
 import { GatewayError } from '../errors.js'
+import { internalIdentity } from './internal.js'
 import type { AppEnv } from '../routes/env.js'
 
 export interface AuthOptions {
@@ -30,6 +31,12 @@ export async function auth(options: AuthOptions): Promise<MiddlewareHandler<AppE
   )
   const open = entries.length === 0
   return async (c, next) => {
+    const internal = internalIdentity(c)
+    if (internal) {
+      c.set('keyId', internal.keyId)
+      c.set('isAdmin', internal.isAdmin)
+      return next()
+    }
     if (open) {
       c.set('keyId', undefined)
       c.set('isAdmin', true)
@@ -63,7 +70,18 @@ export function presentedKey(headers: Headers): string | undefined {
     const m = /^Bearer\s+(.+)$/i.exec(authz)
     if (m) return m[1].trim()
   }
-  return headers.get('x-api-key') ?? headers.get('api-key') ?? undefined
+  return headers.get('x-api-key') ?? headers.get('api-key') ?? webSocketKey(headers)
+}
+
+/** Browsers cannot set headers on a WebSocket handshake: the key may come as the offered subprotocol `bearer.<key>`. */
+function webSocketKey(headers: Headers): string | undefined {
+  const offered = headers.get('sec-websocket-protocol')
+  if (!offered || headers.get('upgrade')?.toLowerCase() !== 'websocket') return undefined
+  for (const p of offered.split(',')) {
+    const t = p.trim()
+    if (t.length > 7 && t.slice(0, 7).toLowerCase() === 'bearer.') return t.slice(7)
+  }
+  return undefined
 }
 
 function findKey(entries: KeyEntry[], presented: Uint8Array): KeyEntry | undefined {

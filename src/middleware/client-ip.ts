@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { GatewayError } from '../errors.js'
+import { internalIdentity } from './internal.js'
 import type { AppEnv } from '../routes/env.js'
 
 /** An address range: version, network bits and prefix length. */
@@ -89,6 +90,7 @@ export function clientIp(options: ClientIpOptions): MiddlewareHandler<AppEnv> | 
   const allow = options.ipAllow.map(parseCidr)
   if (allow.length === 0) return undefined
   return async (c, next) => {
+    if (internalIdentity(c)) return next()
     const ip = resolveClientIp(c.req.raw.headers, options.remoteAddress?.(c), trusted)
     if (!ip || !inCidrs(ip, allow)) throw new GatewayError('permission', 'Your address is not allowed to use this gateway.', { code: 'ip_not_allowed' })
     await next()

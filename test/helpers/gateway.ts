@@ -1,4 +1,5 @@
 import { serve } from '@hono/node-server'
+import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Server as BridgeServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createGateway, type Gateway, type GatewayDeps } from '../../src/app.js'
@@ -22,7 +23,7 @@ export interface RunningGateway {
  */
 export async function startGateway(rawConfig: Record<string, unknown> = {}, deps: GatewayDeps = {}, env: Record<string, string | undefined> = {}): Promise<RunningGateway> {
   const config = loadConfig(rawConfig, env)
-  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, compressor: zlibCompressor, ...deps })
+  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, compressor: zlibCompressor, remoteAddress: (c) => getConnInfo(c).remote.address, ...deps })
   const server = serve({ fetch: gateway.fetch, port: 0, hostname: '127.0.0.1' })
   const detachBridges = attachBridgeUpgrade(server as unknown as BridgeServer, gateway.bridges)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))

@@ -124,6 +124,7 @@ function scriptFor(req: ChatRequest, options: MockOptions): Script {
   const userText = lastUserText(req.messages)
   const script: Script = { reply: '', tools: [], delay: options.delayMs ?? 0 }
   let echoSystem = options.echoSystem ?? false
+  let directives = 0
   const clean = userText
     .replace(DIRECTIVE, (_m, name: string, value: string | undefined) => {
       switch (name) {
@@ -153,8 +154,10 @@ function scriptFor(req: ChatRequest, options: MockOptions): Script {
           echoSystem = true
           break
       }
+      directives++
       return ''
     })
+    .replace(directives > 0 ? / {2,}/g : /$^/, ' ')
     .trim()
   if (!script.reply) {
     if (last?.role === 'tool') script.reply = `Tool result: ${toolResultText(last)}`
