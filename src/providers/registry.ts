@@ -6,6 +6,7 @@ import { localEmbeddingsProvider } from './local-embeddings/index.js'
 import { mockProvider } from './mock/index.js'
 import { ollamaProvider } from './ollama/index.js'
 import { openAICompatibleProvider } from './openai-compatible/index.js'
+import { vscodeBridgeProvider } from './vscode-bridge/index.js'
 import type { HttpClient } from './shared/http.js'
 import type { Provider } from './types.js'
 
@@ -23,6 +24,7 @@ const factories: Record<string, Factory> = {
   bedrock: (c, d) => bedrockProvider(c as never, d.http),
   ollama: (c, d) => ollamaProvider(c as never, d.http),
   'azure-openai': (c, d) => azureOpenAIProvider(c as never, d.http),
+  'vscode-bridge': (c, d) => vscodeBridgeProvider(c as never, d.http),
   'local-embeddings': (c) => localEmbeddingsProvider(c as never),
 }
 
