@@ -144,9 +144,8 @@ function defaultExtract(body: unknown): string | undefined {
  * in: a long generation after that is never cut by this timer.
  */
 export function headerDeadline(parent: AbortSignal, ms: number, provider: string): { signal: AbortSignal; headersReceived(): void } {
-  const ctrl = new AbortController()
-  if (parent.aborted) ctrl.abort(parent.reason)
-  else parent.addEventListener('abort', () => ctrl.abort(parent.reason), { once: true })
-  const timer = setTimeout(() => ctrl.abort(new GatewayError('timeout', `Provider "${provider}" did not answer within ${ms} ms.`)), ms)
-  return { signal: ctrl.signal, headersReceived: () => clearTimeout(timer) }
+  const deadline = new AbortController()
+  const timer = setTimeout(() => deadline.abort(new GatewayError('timeout', `Provider "${provider}" did not answer within ${ms} ms.`)), ms)
+  // AbortSignal.any holds its sources weakly: many calls on one request's signal add no listeners to it.
+  return { signal: AbortSignal.any([parent, deadline.signal]), headersReceived: () => clearTimeout(timer) }
 }
