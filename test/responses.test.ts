@@ -130,7 +130,7 @@ describe('Responses wire details', () => {
     const r = await client().responses.create({
       model: 'mock-1',
       input: [
-        { type: 'message', id: 'msg_dev1', role: 'developer', content: [{ type: 'input_text', text: 'You are Codex.' }] },
+        { type: 'message', id: 'msg_dev1', role: 'developer', content: [{ type: 'input_text', text: 'You are Codex.' }] } as never,
         { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'earlier' }] },
         { type: 'message', id: 'msg_prev', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Earlier answer', annotations: [], logprobs: [] }] } as never,
         { type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 'opaque' } as never,

@@ -29,8 +29,8 @@ let bridge: RunningBridge
 let gw: RunningGateway
 beforeAll(async () => {
   bridge = await startBridge(TOKEN)
-  bridge.vscode.fake.addModel({ id: 'claude-sonnet-4.5', vendor: 'copilot', maxInputTokens: 80_000, capabilities: { supportsToolCalling: true }, countTokens: (t: string) => t.length, reply: weatherAgent })
-  bridge.vscode.fake.addModel({ id: 'gpt-4o', vendor: 'copilot', maxInputTokens: 63_000, capabilities: { supportsToolCalling: true }, countTokens: (t: string) => t.length })
+  bridge.vscode.fake.addModel({ id: 'claude-sonnet-4.5', vendor: 'copilot', maxInputTokens: 80_000, capabilities: { supportsImageToText: false, supportsToolCalling: true }, countTokens: (t: string) => t.length, reply: weatherAgent })
+  bridge.vscode.fake.addModel({ id: 'gpt-4o', vendor: 'copilot', maxInputTokens: 63_000, capabilities: { supportsImageToText: false, supportsToolCalling: true }, countTokens: (t: string) => t.length })
   gw = await startGateway({ server: { apiKeys: ['sk-gw'] }, providers: [{ id: 'vscode', type: 'vscode-bridge', url: bridge.url, token: TOKEN }] })
 })
 afterAll(async () => {
