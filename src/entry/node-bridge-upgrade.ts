@@ -14,20 +14,20 @@ function text(data: RawData): string {
   return Buffer.from(data as Buffer).toString('utf8')
 }
 
+/** One WebSocket endpoint's handshake on Node, for the server's single `upgrade` listener (node-ws.ts). */
+export interface NodeUpgradeHandler {
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  close(): void
+}
+
 /**
- * Reverse mode on Node: takes the HTTP server's `upgrade` event for
- * /bridge/connect (other paths are left to other listeners), checks the
+ * Reverse mode on Node: the handshake of /bridge/connect. It checks the
  * bridge token before upgrading, and hands the socket to the connector.
  */
-export function attachBridgeUpgrade(server: Server, connector: BridgeConnector, logger?: Logger): () => void {
+export function bridgeUpgrade(connector: BridgeConnector, logger?: Logger): NodeUpgradeHandler {
   // Bridge → gateway frames are small (events, model lists); embeddings are the largest.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024, perMessageDeflate: false })
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '/').split('?')[0]
-    if (path !== BRIDGE_CONNECT_PATH) {
-      if (server.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not Found', `No WebSocket endpoint at ${path}.`)
-      return
-    }
+  const handle = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy())
     if (!connector.enabled) return refuse(socket, 404, 'Not Found', 'No vscode-bridge provider with a token is configured, so reverse mode is off.')
     const hub = connector.authenticate(req.headers.authorization)
@@ -49,10 +49,33 @@ export function attachBridgeUpgrade(server: Server, connector: BridgeConnector, 
       })
     })
   }
+  return {
+    handle,
+    close() {
+      connector.closeAll()
+      wss.close()
+    },
+  }
+}
+
+/**
+ * The bridge endpoint alone on a server's `upgrade` event (other paths are
+ * left to other listeners). The entry uses attachWebSockets (node-ws.ts),
+ * which serves this endpoint and GET /v1/ws from one listener.
+ */
+export function attachBridgeUpgrade(server: Server, connector: BridgeConnector, logger?: Logger): () => void {
+  const bridge = bridgeUpgrade(connector, logger)
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path !== BRIDGE_CONNECT_PATH) {
+      if (server.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not Found', `No WebSocket endpoint at ${path}.`)
+      return
+    }
+    bridge.handle(req, socket, head)
+  }
   server.on('upgrade', onUpgrade)
   return () => {
     server.off('upgrade', onUpgrade)
-    connector.closeAll()
-    wss.close()
+    bridge.close()
   }
 }

@@ -8,7 +8,7 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import { createGateway, VERSION, type Gateway } from '../app.js'
 import { ConfigError, loadConfig, type GatewayConfig } from '../config.js'
 import { StorageError } from '../storage/index.js'
-import { attachBridgeUpgrade } from './node-bridge-upgrade.js'
+import { attachWebSockets, nodeWebSocketUpgrade } from './node-ws.js'
 import { undiciClient } from './undici-client.js'
 import { zlibCompressor } from './zlib-compressor.js'
 
@@ -68,7 +68,7 @@ export async function startNode(): Promise<void> {
   }
   let gateway: Gateway
   try {
-    gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk, remoteAddress: (c) => getConnInfo(c).remote.address, compressor: zlibCompressor })
+    gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk, webSocket: nodeWebSocketUpgrade, remoteAddress: (c) => getConnInfo(c).remote.address, compressor: zlibCompressor })
   } catch (err) {
     console.error(err instanceof StorageError || err instanceof ConfigError ? err.message : err)
     process.exit(1)
@@ -88,7 +88,7 @@ export async function startNode(): Promise<void> {
   })
   tuneServer(server as unknown as HttpServer)
   let stopping = false
-  attachBridgeUpgrade(server as unknown as BridgeServer, gateway.bridges, gateway.logger)
+  attachWebSockets(server as unknown as BridgeServer, gateway)
   const shutdown = (signal: string) => {
     if (stopping) return
     stopping = true

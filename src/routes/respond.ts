@@ -6,7 +6,7 @@ import type { CallContext, Provider } from '../providers/types.js'
 import type { GatewayStreamOptions } from '../streaming/options.js'
 import { streamRequestOptions } from '../streaming/options.js'
 import { createStreaming, type StreamingRuntime } from '../streaming/runtime.js'
-import { SseSession, type StreamEncoder } from '../streaming/session.js'
+import { isClientCancel, SseSession, type StreamEncoder } from '../streaming/session.js'
 import { namedProgressFrame } from '../streaming/progress.js'
 import { SSE_HEADERS } from '../streaming/sse.js'
 import { silentLogger } from '../logger.js'
@@ -121,10 +121,11 @@ export async function chatSse(c: Context<AppEnv>, pipeline: Provider, req: ChatR
     },
   })
   ctx.onQueue = (status) => session.report(status)
-  // The request's own signal: before the answer begins it cancels at once; after, the session decides (grace for a reconnect).
+  // The request's own signal: before the answer begins it cancels at once; after, the session decides (grace for a reconnect), unless the client cancelled on purpose.
   const clientSignal = c.req.raw.signal
-  if (clientSignal.aborted) session.clientGone(clientSignal.reason)
-  else clientSignal.addEventListener('abort', () => session.clientGone(clientSignal.reason), { once: true })
+  const gone = () => (isClientCancel(clientSignal.reason) ? session.cancel(clientSignal.reason) : session.clientGone(clientSignal.reason))
+  if (clientSignal.aborted) gone()
+  else clientSignal.addEventListener('abort', gone, { once: true })
   const meta = ctx.meta as Timing
   meta.calledAt = performance.now()
   reader = pipeline.chat(req, ctx).getReader()

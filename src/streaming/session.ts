@@ -39,6 +39,21 @@ export interface SessionOptions {
 
 type Phase = 'queued' | 'waiting_first_token' | 'generating'
 
+const CLIENT_CANCEL = 'client_cancelled'
+
+/**
+ * The abort reason of a client that cancels on purpose (a WebSocket `cancel`
+ * frame), as opposed to a dropped connection: no reconnect grace, the
+ * upstream call stops at once.
+ */
+export function clientCancel(): GatewayError {
+  return new GatewayError('cancelled', 'The request was cancelled by the client.', { code: CLIENT_CANCEL })
+}
+
+export function isClientCancel(reason: unknown): boolean {
+  return reason instanceof GatewayError && reason.code === CLIENT_CANCEL
+}
+
 /**
  * One streamed answer: reads core events, filters and coalesces them, has
  * the dialect encode them, gives every frame its `id:`, and writes it to the
@@ -138,6 +153,11 @@ export class SseSession {
   clientGone(reason: unknown): void {
     if (this.committed) this.detach(reason)
     else this.abortUpstream(reason)
+  }
+
+  /** The client cancelled on purpose: stop the upstream now, whether or not the answer began. */
+  cancel(reason: unknown): void {
+    this.abortUpstream(reason)
   }
 
   private commit(): void {

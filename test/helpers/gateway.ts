@@ -4,7 +4,7 @@ import type { Server as BridgeServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createGateway, type Gateway, type GatewayDeps } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { attachBridgeUpgrade } from '../../src/entry/node-bridge-upgrade.js'
+import { attachWebSockets, nodeWebSocketUpgrade } from '../../src/entry/node-ws.js'
 import { undiciClient } from '../../src/entry/undici-client.js'
 import { zlibCompressor } from '../../src/entry/zlib-compressor.js'
 import { silentLogger } from '../../src/logger.js'
@@ -23,9 +23,9 @@ export interface RunningGateway {
  */
 export async function startGateway(rawConfig: Record<string, unknown> = {}, deps: GatewayDeps = {}, env: Record<string, string | undefined> = {}): Promise<RunningGateway> {
   const config = loadConfig(rawConfig, env)
-  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, compressor: zlibCompressor, remoteAddress: (c) => getConnInfo(c).remote.address, ...deps })
+  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, compressor: zlibCompressor, webSocket: nodeWebSocketUpgrade, remoteAddress: (c) => getConnInfo(c).remote.address, ...deps })
   const server = serve({ fetch: gateway.fetch, port: 0, hostname: '127.0.0.1' })
-  const detachBridges = attachBridgeUpgrade(server as unknown as BridgeServer, gateway.bridges)
+  const detachBridges = attachWebSockets(server as unknown as BridgeServer, gateway)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   const { port } = server.address() as AddressInfo
   const url = `http://127.0.0.1:${port}`
