@@ -458,3 +458,108 @@ describe.skipIf(!hasRedis)('a Redis that goes away', () => {
     }
   })
 })
+
+describe('cache encryption', () => {
+  it('reads entries sealed by either implementation (node:crypto and WebCrypto), and only with the same key and storage key', async () => {
+    const { aesGcmSealer } = await import('../src/pipeline/cache-crypto.js')
+    const node = await aesGcmSealer(SECRET)
+    const web = await aesGcmSealer(SECRET, 'webcrypto')
+    const other = await aesGcmSealer(`${SECRET}-other`)
+    const plainText = JSON.stringify({ answer: 'héllo 🌍' })
+    const a = await node.seal(plainText, 'key_a:m:h')
+    const b = await web.seal(plainText, 'key_a:m:h')
+    expect(a).not.toBe(b)
+    expect(a).not.toContain('llo')
+    expect(await web.open(a, 'key_a:m:h')).toBe(plainText)
+    expect(await node.open(b, 'key_a:m:h')).toBe(plainText)
+    await expect(node.open(a, 'key_b:m:h')).rejects.toThrow()
+    await expect(web.open(a, 'key_b:m:h')).rejects.toThrow()
+    await expect(other.open(a, 'key_a:m:h')).rejects.toThrow()
+  })
+})
+
+describe('response cache: clients that leave', () => {
+  async function setup() {
+    const up = await startEchoUpstream()
+    up.chunkDelayMs = 20
+    const storage = await openStorage()
+    const cache = cacheStage(openAICompatibleProvider({ id: 'up', baseURL: `${up.url}/v1`, apiKey: 'sk' }, undiciClient()), {
+      config: parseCacheConfig({ enabled: true }),
+      store: storage.mount('cache'),
+      logger: silentLogger,
+    })
+    const text = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ')
+    const req: ChatRequest = { model: 'gpt-4o-mini', stream: true, temperature: 0, messages: [{ role: 'user', content: [{ type: 'text', text }] }] }
+    const call = () => {
+      const abort = new AbortController()
+      const meta: Record<string, unknown> = {}
+      const stream = cache.chat(req, { signal: abort.signal, requestId: 'r', meta, headers: new Headers() })
+      return { stream, abort, meta }
+    }
+    return { up, storage, call, text, close: async () => (await storage.close(), await up.close()) }
+  }
+
+  it('the only client leaving mid-stream cancels the upstream call, and nothing is stored', async () => {
+    const t = await setup()
+    try {
+      const { stream } = t.call()
+      const reader = stream.getReader()
+      await reader.read()
+      await reader.read()
+      await reader.cancel()
+      await expect.poll(() => t.up.aborted, { timeout: 3000 }).toBe(1)
+      await settled()
+      expect(await t.storage.mount('cache').getKeys()).toEqual([])
+      t.up.chunkDelayMs = 0
+      const again = t.call()
+      await aggregate(again.stream)
+      expect(again.meta.cache).toBe('miss')
+      expect(t.up.calls()).toBe(2)
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('the first client of a shared answer leaving does not cut the others off; the answer is still stored', async () => {
+    const t = await setup()
+    try {
+      const leader = t.call()
+      const reader = leader.stream.getReader()
+      await reader.read()
+      const follower = t.call()
+      const rest = aggregate(follower.stream)
+      await reader.read()
+      leader.abort.abort()
+      await reader.cancel()
+      const result = await rest
+      expect(follower.meta.cache).toBe('hit')
+      expect(result.content[0]).toEqual({ type: 'text', text: `Echo v1: ${t.text}` })
+      expect(t.up.aborted).toBe(0)
+      await settled()
+      const later = t.call()
+      await aggregate(later.stream)
+      expect(later.meta.cache).toBe('hit')
+      expect(t.up.calls()).toBe(1)
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('a client whose own signal aborts while it waits on a shared answer gets a cancelled error, the others finish', async () => {
+    const t = await setup()
+    try {
+      const leader = t.call()
+      const done = aggregate(leader.stream)
+      const follower = t.call()
+      const waiting = aggregate(follower.stream).catch((e) => e)
+      await new Promise((r) => setTimeout(r, 60))
+      follower.abort.abort()
+      const err = await waiting
+      expect(err).toMatchObject({ kind: 'cancelled' })
+      expect((await done).content[0]).toEqual({ type: 'text', text: `Echo v1: ${t.text}` })
+      expect(t.up.calls()).toBe(1)
+    } finally {
+      await t.close()
+    }
+  })
+})

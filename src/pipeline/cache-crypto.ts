@@ -1,7 +1,10 @@
+import { nodeCrypto } from './node-crypto.js'
+
 /**
- * Encryption at rest for cache entries: AES-256-GCM with WebCrypto (the same
- * code on Node, Bun and Workers). The key is derived once, with HKDF-SHA-256,
- * from the configured secret. Each entry gets a fresh 96-bit IV, and its
+ * Encryption at rest for cache entries: AES-256-GCM. The key is derived once,
+ * with HKDF-SHA-256 (WebCrypto), from the configured secret; entries are sealed
+ * with node:crypto where the runtime has it (synchronous) and WebCrypto
+ * elsewhere, in one format. Each entry gets a fresh 96-bit IV, and its
  * storage key is bound as additional data, so an entry moved to another key
  * (another API key's scope) does not decrypt.
  */
@@ -19,30 +22,64 @@ export function isSealed(value: unknown): value is string {
   return typeof value === 'string' && value.startsWith(PREFIX)
 }
 
-export async function aesGcmSealer(secret: string): Promise<Sealer> {
-  const material = await crypto.subtle.importKey('raw', encoder.encode(secret), 'HKDF', false, ['deriveKey'])
-  const key = await crypto.subtle.deriveKey(
-    { name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('vscode-lm-gateway/cache'), info: encoder.encode('aes-256-gcm v1') },
-    material,
-    { name: 'AES-GCM', length: 256 },
-    false,
-    ['encrypt', 'decrypt'],
+/** `impl: 'webcrypto'` forces the portable path (tests check both read each other's entries). */
+export async function aesGcmSealer(secret: string, impl: 'auto' | 'webcrypto' = 'auto'): Promise<Sealer> {
+  const material = await crypto.subtle.importKey('raw', encoder.encode(secret), 'HKDF', false, ['deriveBits'])
+  const raw = new Uint8Array(
+    await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('vscode-lm-gateway/cache'), info: encoder.encode('aes-256-gcm v1') }, material, 256),
   )
+  const [encrypt, decrypt] = nodeCrypto && impl === 'auto' ? nodeCipher(raw) : await webCipher(raw)
   return {
     async seal(plain, aad) {
       const iv = crypto.getRandomValues(new Uint8Array(12))
-      const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(aad) }, key, encoder.encode(plain)))
-      return `${PREFIX}${toBase64(iv)}.${toBase64(ct)}`
+      return `${PREFIX}${toBase64(iv)}.${toBase64(await encrypt(iv, encoder.encode(aad), encoder.encode(plain)))}`
     },
     async open(sealed, aad) {
       const dot = sealed.indexOf('.', PREFIX.length)
       if (!sealed.startsWith(PREFIX) || dot === -1) throw new Error('not a sealed cache entry')
-      const iv = fromBase64(sealed.slice(PREFIX.length, dot))
-      const ct = fromBase64(sealed.slice(dot + 1))
-      const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(aad) }, key, ct)
+      const plain = await decrypt(fromBase64(sealed.slice(PREFIX.length, dot)), encoder.encode(aad), fromBase64(sealed.slice(dot + 1)))
       return decoder.decode(plain)
     },
   }
+}
+
+/** Ciphertext is followed by the 16-byte tag, as WebCrypto writes it, so both implementations read each other's entries. */
+type Cipher = (iv: Uint8Array<ArrayBuffer>, aad: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer>) => Uint8Array<ArrayBuffer> | Promise<Uint8Array<ArrayBuffer>>
+
+async function webCipher(raw: Uint8Array<ArrayBuffer>): Promise<[Cipher, Cipher]> {
+  const key = await crypto.subtle.importKey('raw', raw, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt'])
+  return [
+    async (iv, aad, data) => new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: aad }, key, data)),
+    async (iv, aad, data) => new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv, additionalData: aad }, key, data)),
+  ]
+}
+
+function nodeCipher(raw: Uint8Array<ArrayBuffer>): [Cipher, Cipher] {
+  const node = nodeCrypto!
+  return [
+    (iv, aad, data) => {
+      const c = node.createCipheriv('aes-256-gcm', raw, iv)
+      c.setAAD(aad)
+      return concat([c.update(data), c.final(), c.getAuthTag()])
+    },
+    (iv, aad, data) => {
+      if (data.length < 16) throw new Error('sealed cache entry is truncated')
+      const d = node.createDecipheriv('aes-256-gcm', raw, iv)
+      d.setAAD(aad)
+      d.setAuthTag(data.subarray(data.length - 16))
+      return concat([d.update(data.subarray(0, data.length - 16)), d.final()])
+    },
+  ]
+}
+
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
 }
 
 function toBase64(bytes: Uint8Array): string {

@@ -1,4 +1,5 @@
 import type { ChatRequest, Message, Part, ToolDefinition } from '../core/types.js'
+import { nodeCrypto } from './node-crypto.js'
 
 const encoder = new TextEncoder()
 
@@ -55,6 +56,7 @@ export function canonicalJson(value: unknown): string {
 }
 
 export async function sha256Hex(text: string): Promise<string> {
+  if (nodeCrypto) return nodeCrypto.createHash('sha256').update(text).digest('hex')
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
   let hex = ''
   for (const b of digest) hex += b.toString(16).padStart(2, '0')
@@ -71,8 +73,17 @@ export async function cacheKey(req: ChatRequest, scope: string): Promise<string>
   return `${scope}:${model}:${request}`
 }
 
+const tags = new Map<string, string>()
+
 export async function modelTag(model: string): Promise<string> {
-  return (await sha256Hex(`model\n${model}`)).slice(0, 16)
+  let tag = tags.get(model)
+  if (tag === undefined) {
+    tag = (await sha256Hex(`model\n${model}`)).slice(0, 16)
+    // Model names come from clients: keep the memo bounded.
+    if (tags.size >= 1000) tags.clear()
+    tags.set(model, tag)
+  }
+  return tag
 }
 
 export const OPEN_SCOPE = 'open'

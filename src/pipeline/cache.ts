@@ -234,10 +234,11 @@ export function cacheStage(inner: Provider, options: CacheStageOptions): CacheSt
       if (entry.servedModel) ctx.meta.servedModel = entry.servedModel
       if (entry.provider) ctx.meta.provider = entry.provider
     }
-    let at = 0
-    const events = entry.events as ChatEvent[]
+    const events = (entry.events as ChatEvent[]).map(asCached)
     return {
-      next: async () => (at < events.length ? { done: false, value: asCached(events[at++]) } : { done: true, value: undefined }),
+      // The whole answer is at hand: hand it over in one pull, not one pull per event.
+      rest: () => events,
+      next: async () => ({ done: true, value: undefined }),
       cancel: () => {},
     }
   }
@@ -280,6 +281,8 @@ export function cacheStage(inner: Provider, options: CacheStageOptions): CacheSt
 }
 
 interface Source {
+  /** Every event at once, when the source has them all (a replay). */
+  rest?(): ChatEvent[]
   next(): Promise<IteratorResult<ChatEvent, undefined>>
   cancel(): void
 }
@@ -296,7 +299,14 @@ function lazyStream(find: () => Promise<Source>, signal: AbortSignal): ReadableS
       async pull(controller) {
         try {
           if (signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.')
-          source ??= await (finding ??= find())
+          if (!source) {
+            source = await (finding ??= find())
+            if (source.rest) {
+              for (const e of source.rest()) controller.enqueue(e)
+              controller.close()
+              return
+            }
+          }
           const r = await source.next()
           if (r.done) controller.close()
           else controller.enqueue(r.value)

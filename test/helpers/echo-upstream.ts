@@ -7,6 +7,8 @@ export interface EchoUpstream extends FakeUpstream {
   version: number
   /** Delay before the first byte of each answer, in ms. */
   delayMs: number
+  /** Delay between streamed chunks, in ms. */
+  chunkDelayMs: number
 }
 
 /**
@@ -17,7 +19,7 @@ export interface EchoUpstream extends FakeUpstream {
  */
 export async function startEchoUpstream(): Promise<EchoUpstream> {
   let calls = 0
-  const state = { version: 1, delayMs: 0 }
+  const state = { version: 1, delayMs: 0, chunkDelayMs: 0 }
   const up = await startUpstream(async (req, res) => {
     if (req.url.endsWith('/models')) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model', created: 1721172741, owned_by: 'system' }] }))
@@ -52,12 +54,13 @@ export async function startEchoUpstream(): Promise<EchoUpstream> {
     }
     chunks.push({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: tool ? 'tool_calls' : 'stop' }], usage: null })
     chunks.push({ ...base, choices: [], usage })
-    await writeSse(res, chunks)
+    await writeSse(res, chunks, { delayMs: state.chunkDelayMs })
   })
   // Accessors, not copies: tests change version and delay while the server runs.
   return Object.defineProperties(up, {
     calls: { value: () => calls },
     version: { get: () => state.version, set: (v: number) => void (state.version = v) },
     delayMs: { get: () => state.delayMs, set: (v: number) => void (state.delayMs = v) },
+    chunkDelayMs: { get: () => state.chunkDelayMs, set: (v: number) => void (state.chunkDelayMs = v) },
   }) as EchoUpstream
 }
