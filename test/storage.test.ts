@@ -153,7 +153,7 @@ describe('storage start-up errors', () => {
     await writeFile(file, 'not a directory')
     const err = await openStorage({ files: { driver: 'fs', base: join(file, 'data') } }).catch((e) => e)
     expect(err).toBeInstanceOf(StorageError)
-    expect(err.message).toMatch(/storage "files": the fs directory .*a-file\/data is not writable \(ENOTDIR\)/)
+    expect(err.message).toMatch(/storage "files": the fs directory .*a-file\/data\/files is not writable \(ENOTDIR\)/)
   })
 
   it('rejects unknown mounts, unknown drivers and bad options with the field at fault', async () => {

@@ -17,16 +17,16 @@ const Memory = z.object({
 
 const Fs = z.object({
   driver: z.literal('fs'),
-  /** Directory of the mount; default `./data/<mount>`. */
-  base: z.string().min(1).optional(),
+  /** The gateway's data directory; the mount lives in `<base>/<mount>`. Default `./data`. */
+  base: z.string().min(1).default('./data'),
 })
 
 /** The rest of the object is passed to ioredis (tls, password, db …). */
 const Redis = z.looseObject({
   driver: z.literal('redis'),
   url: z.string().min(1).default('redis://127.0.0.1:6379'),
-  /** Key prefix; default `lmgw:<mount>`. */
-  base: z.string().min(1).optional(),
+  /** Key prefix; the mount's keys are `<base>:<mount>:…`. Default `lmgw`. */
+  base: z.string().min(1).default('lmgw'),
   /** How long start-up waits for the first PONG. */
   connectTimeoutMs: z.number().int().positive().default(5000),
 })
@@ -35,7 +35,7 @@ const Kv = z.object({
   driver: z.literal('cloudflare-kv-binding'),
   /** Name of the KV namespace binding in the Worker's env. */
   binding: z.string().min(1),
-  /** Key prefix inside the namespace; default `<mount>`. */
+  /** Key prefix inside the namespace; the mount's keys are `[<base>:]<mount>:…`. */
   base: z.string().min(1).optional(),
 })
 
@@ -49,10 +49,12 @@ export interface OpenedDriver {
   describe: string
 }
 
+/**
+ * Each mount gets its own directory or key prefix under the configured base,
+ * always: two mounts sharing one would see, and clear, each other's keys.
+ */
 export interface DriverContext {
   mount: string
-  /** Set when the mount inherits the `default` entry: bases become per-mount. */
-  shared: boolean
   bindings: Record<string, unknown>
   logger: Logger
 }
@@ -81,14 +83,14 @@ export async function openDriver(config: MountConfig, ctx: DriverContext): Promi
 async function openFs(config: z.infer<typeof Fs>, ctx: DriverContext): Promise<OpenedDriver> {
   // Imported on demand so Worker bundles that never use fs do not evaluate it.
   const [{ default: fsDriver }, fsp, path] = await Promise.all([import('unstorage/drivers/fs'), import('node:fs/promises'), import('node:path')])
-  const base = path.resolve(config.base && !ctx.shared ? config.base : path.join(config.base ?? './data', ctx.mount))
+  const base = path.resolve(config.base, ctx.mount)
   const probe = path.join(base, `.write-probe-${process.pid}-${Math.random().toString(36).slice(2)}`)
   try {
     await fsp.mkdir(base, { recursive: true })
     await fsp.writeFile(probe, 'ok')
     await fsp.rm(probe, { force: true })
   } catch (err) {
-    throw new StorageError(`storage "${ctx.mount}": the fs directory ${base} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Fix its permissions or set storage.${ctx.mount}.base.`)
+    throw new StorageError(`storage "${ctx.mount}": the fs directory ${base} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Fix its permissions or set another storage.${ctx.mount}.base.`)
   }
   const driver = fsDriver({ base })
   return { driver, describe: `fs ${base}` }
@@ -97,7 +99,7 @@ async function openFs(config: z.infer<typeof Fs>, ctx: DriverContext): Promise<O
 async function openRedis(config: z.infer<typeof Redis>, ctx: DriverContext): Promise<OpenedDriver> {
   const { default: redisDriver } = await import('unstorage/drivers/redis')
   const { driver: _d, url, base, connectTimeoutMs, ...ioredis } = config
-  const prefix = base && !ctx.shared ? base : `${base ?? 'lmgw'}:${ctx.mount}`
+  const prefix = `${base}:${ctx.mount}`
   const where = redactUrl(url)
   const driver = redisDriver({
     url,
@@ -137,7 +139,7 @@ async function openKv(config: z.infer<typeof Kv>, ctx: DriverContext): Promise<O
     )
   }
   const { default: kvDriver } = await import('unstorage/drivers/cloudflare-kv-binding')
-  const prefix = config.base && !ctx.shared ? config.base : [config.base, ctx.mount].filter(Boolean).join(':')
+  const prefix = config.base ? `${config.base}:${ctx.mount}` : ctx.mount
   return { driver: kvDriver({ binding: binding as never, base: prefix }), describe: `cloudflare-kv-binding ${config.binding} prefix ${prefix}` }
 }
 

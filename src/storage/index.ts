@@ -19,9 +19,10 @@ export type { Storage } from 'unstorage'
  * Config (`storage` in gateway.config.json): one entry per mount, plus an
  * optional `default` entry for the mounts not listed. With nothing configured
  * every mount is in memory: nothing touches disk unless the operator asks.
- * `fs` keeps data across restarts (base `./data/<mount>` unless set); `redis`
- * shares it between instances (key prefix `lmgw:<mount>`); on Workers,
- * `cloudflare-kv-binding` names a KV binding of the Worker's env.
+ * `fs` keeps data across restarts (in `<base>/<mount>`, base `./data` unless
+ * set); `redis` shares it between instances (keys `<base>:<mount>:…`, base
+ * `lmgw`); on Workers, `cloudflare-kv-binding` names a KV binding of the
+ * Worker's env. Mounts never share a directory or prefix.
  *
  * Keys are unstorage keys relative to the mount (`a:b:c`); `setItem(k, v, { ttl })`
  * (seconds) expires entries on memory, redis and KV, but not on fs: store an
@@ -79,7 +80,7 @@ export async function openStorage(config: StorageConfig = {}, options: OpenStora
       const own = config[mount]
       let mountConfig = own ? parseMountConfig(own, `storage.${mount}`) : (fallback ?? { driver: 'memory' as const })
       if (mountConfig.driver === 'memory' && MEMORY_LIMITS[mount]) mountConfig = { ...MEMORY_LIMITS[mount], ...stripUndefined(mountConfig) }
-      const driver = await openDriver(mountConfig, { mount, shared: !own, bindings: options.bindings ?? {}, logger })
+      const driver = await openDriver(mountConfig, { mount, bindings: options.bindings ?? {}, logger })
       opened[mount] = { ...driver, config: mountConfig }
     }
   } catch (err) {
