@@ -135,7 +135,7 @@ describe('batches survive a gateway restart', () => {
       let log = ''
       p.stdout!.on('data', (d) => ((log += d), (logs += d)))
       p.stderr!.on('data', (d) => ((log += d), (logs += d)))
-      for (let i = 0; i < 150 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
+      for (let i = 0; i < 600 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
       if (!log.includes('gateway listening')) throw new Error(log)
       return p
     }

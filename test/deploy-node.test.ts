@@ -67,13 +67,13 @@ describe('Node server lifecycle', () => {
     expect(run.stderr).toContain('Refusing to start')
   })
 
-  it('on SIGTERM stops accepting, finishes the stream in flight, then exits 0', async () => {
+  it('on SIGTERM stops accepting, finishes the stream in flight, then exits 0', { timeout: 90_000 }, async () => {
     const port = await freePort()
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/entry/node.ts'], { cwd: root, env: { ...process.env, PORT: String(port), GATEWAY_API_KEYS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
     let log = ''
     child.stdout.on('data', (d) => (log += d))
     const url = `http://127.0.0.1:${port}`
-    for (let i = 0; i < 100 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
+    for (let i = 0; i < 600 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
     expect(log).toContain('gateway listening')
     const res = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',

@@ -7,13 +7,13 @@ import { sleep, startUpstream, writeSse, type FakeUpstream } from './helpers/ups
 
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='
 
-/** Reads an SSE body into its data payloads, as a plain HTTP client sees them. */
+/** Reads an SSE body into its data payloads, as a plain HTTP client sees them (id:, retry: and comment lines aside). */
 async function sseData(res: Response): Promise<string[]> {
   const text = await res.text()
   return text
     .split('\n\n')
-    .filter(Boolean)
-    .map((e) => e.split('\n').find((l) => l.startsWith('data: '))!.slice(6))
+    .map((e) => e.split('\n').find((l) => l.startsWith('data: '))?.slice(6))
+    .filter((d): d is string => d !== undefined)
 }
 
 describe('OpenAI chat completions over the mock provider, with the official client', () => {
@@ -205,7 +205,8 @@ describe('OpenAI chat over an openai-compatible upstream (exact wire format)', (
   let client: OpenAI
   beforeAll(async () => {
     up = await startUpstream()
-    gw = await startGateway({ providers: [{ id: 'up', type: 'openai-compatible', baseURL: `${up.url}/v1`, apiKey: 'sk-upstream' }] })
+    // No reconnect grace: a client that goes away cancels the upstream call at once (the default keeps it briefly for resume).
+    gw = await startGateway({ providers: [{ id: 'up', type: 'openai-compatible', baseURL: `${up.url}/v1`, apiKey: 'sk-upstream' }], streaming: { reconnectGraceSec: 0 } })
     client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 })
   })
   afterAll(async () => {
