@@ -4,6 +4,14 @@ import { FileStore } from './jobs/files.js'
 import { syncBatchRoutes } from './routes/batch.js'
 import { batchRoutes } from './routes/batches.js'
 import { fileRoutes } from './routes/files.js'
+import { parseFineTuningConfig } from './jobs/fine-tuning/config.js'
+import { fineTuningUpstream, type FineTuningUpstream } from './jobs/fine-tuning/pass-through.js'
+import { FineTuneRunner } from './jobs/fine-tuning/runner.js'
+import { validateFineTuneFile } from './jobs/fine-tuning/training-file.js'
+import { AdapterStore } from './pipeline/adapter-store.js'
+import { adapterStage, type Embed } from './pipeline/adapters.js'
+import { fineTuningRoutes } from './routes/fine-tuning.js'
+import { ConfigError } from './config.js'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { cors } from 'hono/cors'
@@ -76,6 +84,8 @@ export interface GatewayDeps {
 export interface Gateway {
   files: FileStore
   batches: BatchRunner
+  /** Fine-tuning jobs: in-context adapters and pass-through (src/jobs/fine-tuning/). */
+  fineTunes: FineTuneRunner
   app: GatewayApp
   fetch: (request: Request, env?: unknown, ctx?: unknown) => Response | Promise<Response>
   router: Router
@@ -118,9 +128,15 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   })
   const catalog = new ModelCatalog(providers.map((p) => gateTarget(p, limiter, queue)))
   const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, routing: config.routing, now, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
-  // API-key limits and the request's priority are settled once per client request, above routing.
-  const admitted = keyRateLimit(withPriority(router, queue), limiter)
   const storage = await openStorage(config.storage, { bindings: deps.bindings, logger })
+  // Fine-tuned `ft:` models run on their base model with their in-context adapter applied, in every dialect.
+  const fineTuning = parseFineTuningConfig(config.fineTuning)
+  const embed: Embed = async (model, input, ctx) => (await router.embed({ model, input }, ctx)).embeddings
+  const adapterStore = new AdapterStore(storage.mount('jobs'))
+  await adapterStore.load()
+  const adapters = adapterStage(router, { store: adapterStore, embed, logger })
+  // API-key limits and the request's priority are settled once per client request, above routing.
+  const admitted = keyRateLimit(withPriority(adapters, queue), limiter)
   const streaming = createStreaming(config.streaming, { storage: storage.mount('streams'), compressor: deps.compressor, logger })
   // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
   const cacheConfig = parseCacheConfig(config.cache)
@@ -195,10 +211,10 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   queueRoutes(app, { queue })
   streamRoutes(app)
   analyticsRoutes(app, { analytics, metrics: analyticsConfig.metrics ? metrics.registry : undefined, dashboard: analyticsConfig.dashboard, assets: deps.assets })
-  openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia })
+  openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, ownModels: (key) => adapters.modelsFor(key) })
   embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
   cacheRoutes(app, { cache })
-  anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
+  anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs, expand: adapters.expand })
   responsesRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
 
   // Batch work re-enters the gateway's own fetch handler, so every item takes the full pipeline.
@@ -206,8 +222,29 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const files = new FileStore(storage.mount('files'))
   const batches = new BatchRunner({ jobs: storage.mount('jobs'), files, dispatch, concurrency: config.batch.concurrency, logger })
   syncBatchRoutes(app, { dispatch, bodyLimit: config.server.bodyLimit, maxItems: config.batch.maxItems })
-  fileRoutes(app, { files, maxBytes: config.files.maxBytes })
+  fileRoutes(app, { files, maxBytes: config.files.maxBytes, validateFineTune: validateFineTuneFile })
   batchRoutes(app, { runner: batches, bodyLimit: config.server.bodyLimit })
+  const upstreams = new Map<string, FineTuningUpstream>()
+  for (const id of fineTuning.passThrough) {
+    const p = config.providers.find((x) => x.id === id)
+    if (!p) throw new ConfigError(`invalid gateway config:\n  - fineTuning.passThrough: no provider has the id "${id}"`)
+    upstreams.set(id, fineTuningUpstream(p, http))
+  }
+  const fineTunes = new FineTuneRunner({
+    jobs: storage.mount('jobs'),
+    files,
+    adapters: adapterStore,
+    dispatch,
+    resolveTarget: async (model, signal) => {
+      const [t] = await router.resolve(model, signal)
+      return { provider: t.provider.id, model: t.model }
+    },
+    embed: fineTuning.embeddingModel ? embed : undefined,
+    config: fineTuning,
+    upstreams,
+    logger,
+  })
+  fineTuningRoutes(app, { runner: fineTunes, files, bodyLimit: config.server.bodyLimit })
   // WebSocket request frames re-enter the same fetch handler, as batch items do: one pipeline for every transport.
   const wsConfig = parseWebSocketConfig(config.websocket, config.server.bodyLimit)
   if (wsConfig.enabled && wsConfig.notices.enabled) {
@@ -221,6 +258,8 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
 
   const resumed = await batches.resume()
   if (resumed) logger.info('resuming unfinished batches', { count: resumed })
+  const resumedJobs = await fineTunes.resume()
+  if (resumedJobs) logger.info('resuming unfinished fine-tuning jobs', { count: resumedJobs })
 
   return {
     app,
@@ -238,8 +277,10 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     webSockets,
     files,
     batches,
+    fineTunes,
     async close() {
       await batches.close()
+      await fineTunes.close()
       bridges.closeAll()
       webSockets?.closeAll()
       await analytics?.close().catch((err: Error) => logger.warn('analytics flush on close failed', { error: err.message }))

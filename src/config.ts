@@ -72,6 +72,8 @@ export const ConfigSchema = z.object({
     })
     .prefault({}),
   files: z.object({ maxBytes: z.number().int().positive().default(200 * 1024 * 1024) }).prefault({}),
+  /** Fine-tuning jobs: in-context adapters and pass-through (src/jobs/fine-tuning/config.ts validates it). */
+  fineTuning: z.looseObject({}).default(() => ({})),
   limits: z.looseObject({}).default(() => ({})),
   queue: z.looseObject({}).default(() => ({})),
 })

@@ -17,6 +17,8 @@ export interface AnthropicRouteDeps {
   allowRemoteMedia: boolean
   /** Repair orphaned tool_use/tool_result pairs instead of answering 400. */
   repairToolPairs: boolean
+  /** The request a model name stands for before routing (an `ft:` adapter: its base model, adapter applied), so counts are of what is sent. */
+  expand?: (req: ChatRequest, ctx: CallContext) => Promise<ChatRequest>
 }
 
 const errors = {
@@ -81,7 +83,10 @@ export function anthropicRoutes(app: GatewayApp, deps: AnthropicRouteDeps): void
       const req = decode(body)
       const meta = { model: body.model, inputTokens: 0 }
       // Claude Code reads message_start's input_tokens to manage its context: that number must be real.
-      const count = async (ctx: CallContext) => (meta.inputTokens = (await countPromptTokens(req, await exactCounter(req, ctx).catch(() => undefined))).tokens)
+      const count = async (ctx: CallContext) => {
+        const sent = deps.expand ? await deps.expand(req, ctx) : req
+        return (meta.inputTokens = (await countPromptTokens(sent, await exactCounter(sent, ctx).catch(() => undefined))).tokens)
+      }
       const counting: Provider = { id: pipeline.id, type: pipeline.type, models: (s) => pipeline.models(s), chat: (r, ctx) => withInputCount(pipeline.chat(r, ctx), () => count(ctx)) }
       if (!req.stream) return chatJson(c, counting, req, (result) => encodeMessage(result, meta))
       return chatSse(c, counting, req, new MessageStreamEncoder(meta))
@@ -104,7 +109,8 @@ export function anthropicRoutes(app: GatewayApp, deps: AnthropicRouteDeps): void
       const body = await readJson(c, CountTokensRequest, bodyLimit)
       const req = decode(body)
       const ctx = callContext(c)
-      const { tokens } = await countPromptTokens(req, await exactCounter(req, ctx))
+      const sent = deps.expand ? await deps.expand(req, ctx) : req
+      const { tokens } = await countPromptTokens(sent, await exactCounter(sent, ctx))
       return c.json(encodeCountTokens(tokens), 200, gatewayHeaders(ctx, c))
     },
   )

@@ -26,6 +26,8 @@ export interface OpenAIRouteDeps {
   router: Router
   bodyLimit: number
   allowRemoteMedia: boolean
+  /** Models only the calling key sees (its fine-tuned adapters), listed after the others. */
+  ownModels?: (keyId: string | undefined) => ModelInfo[]
 }
 
 const errors = {
@@ -63,7 +65,7 @@ export function openAIRoutes(app: GatewayApp, deps: OpenAIRouteDeps): void {
       responses: { 200: jsonContent(ModelList, 'The models'), 401: errors[401] },
     },
     async (c) => {
-      const models = await router.models(c.req.raw.signal)
+      const models = [...(await router.models(c.req.raw.signal)), ...(deps.ownModels?.(c.get('keyId')) ?? [])]
       return c.json({ object: 'list', data: models.map(toWireModel) })
     },
   )
@@ -83,7 +85,7 @@ export function openAIRoutes(app: GatewayApp, deps: OpenAIRouteDeps): void {
     },
     async (c) => {
       const name = decodeURIComponent(c.req.param('model') ?? '')
-      const models = await router.models(c.req.raw.signal)
+      const models = [...(await router.models(c.req.raw.signal)), ...(deps.ownModels?.(c.get('keyId')) ?? [])]
       let found = models.find((m) => m.id === name)
       if (!found) {
         const targets = await router.resolve(name, c.req.raw.signal).catch(() => undefined)

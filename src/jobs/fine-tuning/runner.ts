@@ -1,0 +1,499 @@
+import type { Storage } from 'unstorage'
+import { newId, nowSeconds } from '../../core/ids.js'
+import { GatewayError } from '../../errors.js'
+import type { Logger } from '../../logger.js'
+import type { AdapterStore } from '../../pipeline/adapter-store.js'
+import type { Embed } from '../../pipeline/adapters.js'
+import type { Dispatch } from '../dispatch.js'
+import type { FileObject, FileStore } from '../files.js'
+import { describeLineErrors } from '../jsonl.js'
+import { buildAdapter, type EvalStep } from './build.js'
+import type { FineTuningConfig } from './config.js'
+import { ACTIVE, adapterCheckpoint, publicJob, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
+import type { FineTuningUpstream } from './pass-through.js'
+import { parseTrainingFile, type ParsedTrainingFile } from './training-file.js'
+
+/** What a job is created from: OpenAI's create body (plus the gateway's `adapter` options). */
+export interface CreateJobInput {
+  model: string
+  training_file: string
+  validation_file?: string | null
+  suffix?: string | null
+  seed?: number | null
+  metadata?: Record<string, string> | null
+  hyperparameters?: Partial<Record<'batch_size' | 'learning_rate_multiplier' | 'n_epochs', 'auto' | number>>
+  method?: { type: string; [k: string]: unknown } | null
+  integrations?: unknown[] | null
+  adapter?: { mode?: 'static' | 'retrieval'; max_demonstrations?: number; retrieve_k?: number; evaluate?: boolean }
+}
+
+export interface FineTuneRunnerOptions {
+  /** The `jobs:` mount: `ftjobs:<id>`, `ftevents:<id>`, `ftstate:<id>`. */
+  jobs: Storage
+  files: FileStore
+  adapters: AdapterStore
+  dispatch: Dispatch
+  /** Resolves a base model to the provider and model that serve it (throws when none does). */
+  resolveTarget: (model: string, signal?: AbortSignal) => Promise<{ provider: string; model: string }>
+  embed?: Embed
+  config: FineTuningConfig
+  /** Provider id → its real fine-tuning API. */
+  upstreams: Map<string, FineTuningUpstream>
+  logger: Logger
+}
+
+/** Evaluation progress, persisted after every step so a restart does not redo finished steps. */
+interface JobState {
+  steps: Array<EvalStep | null>
+}
+
+const SUFFIX = /^[A-Za-z0-9_.-]{1,64}$/
+let sequence = 0
+const creationOrder = () => Date.now() * 1000 + (sequence++ % 1000)
+
+/**
+ * Runs fine-tuning jobs. A job on a provider that can really fine-tune is
+ * passed through to it (our record only maps ids); every other job builds an
+ * in-context adapter in the background (validate → select demonstrations →
+ * derive instructions → evaluate with and without it → publish the `ft:`
+ * model). Jobs, events and evaluation steps live on the `jobs:` mount, so
+ * `resume()` finishes what a stopped process left.
+ */
+export class FineTuneRunner {
+  private readonly running = new Map<string, AbortController>()
+  private readonly done = new Map<string, Promise<void>>()
+  /** This process's records, the authority while it runs (fs rewrites files in place: a racing read could see a torn one). */
+  private readonly known = new Map<string, StoredJob>()
+  private readonly events = new Map<string, JobEvent[]>()
+  private closed = false
+
+  constructor(private readonly opts: FineTuneRunnerOptions) {}
+
+  private async load(id: string): Promise<StoredJob | null> {
+    if (!/^ftjob-[A-Za-z0-9]+$/.test(id)) return null
+    const mine = this.known.get(id)
+    if (mine) return structuredClone(mine)
+    const stored = await this.opts.jobs.getItem<StoredJob>(`ftjobs:${id}`)
+    return stored && typeof stored === 'object' && stored.object === 'fine_tuning.job' ? stored : null
+  }
+
+  private async save(job: StoredJob): Promise<void> {
+    this.known.set(job.id, structuredClone(job))
+    await this.opts.jobs.setItem(`ftjobs:${job.id}`, job)
+  }
+
+  private async own(id: string, owner: string | undefined): Promise<StoredJob> {
+    const job = await this.load(id)
+    if (!job || job.owner !== (owner ?? null)) throw new GatewayError('not_found', `No fine-tuning job found with id ${id}.`, { param: 'fine_tuning_job_id', code: 'fine_tuning_job_not_found' })
+    return job
+  }
+
+  private async eventsOf(id: string): Promise<JobEvent[]> {
+    const mine = this.events.get(id)
+    if (mine) return mine
+    const stored = (await this.opts.jobs.getItem<JobEvent[]>(`ftevents:${id}`)) ?? []
+    const list = Array.isArray(stored) ? stored : []
+    this.events.set(id, list)
+    return list
+  }
+
+  private async event(id: string, message: string, extra: { level?: JobEvent['level']; data?: Record<string, unknown>; type?: JobEvent['type'] } = {}): Promise<void> {
+    const list = await this.eventsOf(id)
+    list.push({ object: 'fine_tuning.job.event', id: newId('ftevent-'), created_at: nowSeconds(), level: extra.level ?? 'info', message, data: extra.data ?? null, type: extra.type ?? 'message' })
+    await this.opts.jobs.setItem(`ftevents:${id}`, list)
+  }
+
+  async create(input: CreateJobInput, owner: string | undefined): Promise<FineTuningJob> {
+    const training = await this.fineTuneFile(input.training_file, owner, 'training_file')
+    const validation = input.validation_file ? await this.fineTuneFile(input.validation_file, owner, 'validation_file') : null
+    if (input.suffix != null && !SUFFIX.test(input.suffix)) {
+      throw new GatewayError('invalid_request', 'suffix must be 1 to 64 letters, digits, "_", "." or "-".', { param: 'suffix', code: 'invalid_suffix' })
+    }
+    const methodType = input.method?.type ?? 'supervised'
+    const target = await this.baseTarget(input.model, owner)
+    const upstream = target ? this.opts.upstreams.get(target.provider) : undefined
+    if (upstream && target && methodType !== 'adapter') return this.createRemote(input, target.model, owner, upstream, training, validation)
+    if (methodType === 'reinforcement') {
+      throw new GatewayError('invalid_request', `Reinforcement fine-tuning needs a provider that really fine-tunes; "${input.model}" is served by one that cannot, so the gateway builds in-context adapters for it, which learn from supervised (or preference) examples only.`, {
+        param: 'method.type',
+        code: 'unsupported_method',
+      })
+    }
+    if (!['supervised', 'dpo', 'adapter'].includes(methodType)) {
+      throw new GatewayError('invalid_request', `method.type must be "supervised", "dpo", "reinforcement" or "adapter"; got "${methodType}".`, { param: 'method.type' })
+    }
+    const cfg = this.opts.config
+    const a = input.adapter ?? {}
+    const adapter: AdapterOptions = {
+      mode: a.mode ?? cfg.mode,
+      maxDemonstrations: a.max_demonstrations ?? cfg.maxDemonstrations,
+      retrieveK: a.retrieve_k ?? cfg.retrieveK,
+      evaluate: a.evaluate ?? cfg.maxEvalExamples > 0,
+    }
+    const hp = hyperparameters(input)
+    const job: StoredJob = {
+      id: newId('ftjob-'),
+      object: 'fine_tuning.job',
+      model: input.model,
+      created_at: nowSeconds(),
+      finished_at: null,
+      fine_tuned_model: null,
+      organization_id: 'gateway',
+      result_files: [],
+      status: 'validating_files',
+      validation_file: validation?.id ?? null,
+      training_file: training.id,
+      hyperparameters: hp,
+      trained_tokens: null,
+      error: null,
+      seed: input.seed ?? Math.floor(Math.random() * 2 ** 31),
+      estimated_finish: null,
+      integrations: input.integrations ?? null,
+      metadata: input.metadata ?? null,
+      method: { type: methodType, ...(methodType === 'adapter' ? {} : { [methodType]: { hyperparameters: hp } }) },
+      user_provided_suffix: input.suffix ?? null,
+      owner: owner ?? null,
+      kind: 'adapter',
+      adapter,
+      scores: null,
+      order: creationOrder(),
+    }
+    await this.save(job)
+    await this.event(job.id, `Validating training file: ${training.id}${validation ? ` and validation file: ${validation.id}` : ''}`)
+    this.schedule(job.id)
+    return publicJob(job)
+  }
+
+  private async fineTuneFile(id: string, owner: string | undefined, param: string): Promise<FileObject> {
+    const file = await this.opts.files.get(id, owner).catch(() => {
+      throw new GatewayError('invalid_request', `${param} ${id} does not name a file you uploaded.`, { param, code: 'invalid_file_id' })
+    })
+    if (file.purpose !== 'fine-tune') throw new GatewayError('invalid_request', `File ${id} has purpose "${file.purpose}"; fine-tuning needs purpose "fine-tune".`, { param, code: 'invalid_file_purpose' })
+    return file
+  }
+
+  /** The provider and model behind the base model; undefined for one of the caller's adapters (stacked adapters). */
+  private async baseTarget(model: string, owner: string | undefined): Promise<{ provider: string; model: string } | undefined> {
+    if (model.startsWith('ft:') && (await this.opts.adapters.lookup(model, owner))) return undefined
+    try {
+      return await this.opts.resolveTarget(model)
+    } catch (err) {
+      const e = GatewayError.from(err)
+      if (e.kind !== 'not_found' && e.kind !== 'invalid_request') throw e
+      throw new GatewayError('invalid_request', `Model ${model} is not available for fine-tuning: no configured provider serves it. List models with GET /v1/models.`, { param: 'model', code: 'model_not_available' })
+    }
+  }
+
+  async get(id: string, owner: string | undefined): Promise<FineTuningJob> {
+    const job = await this.own(id, owner)
+    return publicJob(job.kind === 'pass-through' ? await this.refreshRemote(job) : job)
+  }
+
+  /** The caller's jobs, newest first; `after` is the last id of the previous page. */
+  async list(owner: string | undefined, opts: { after?: string; limit: number; metadata?: Record<string, string> | null }): Promise<{ data: FineTuningJob[]; has_more: boolean }> {
+    const keys = await this.opts.jobs.getKeys('ftjobs')
+    let all = (await Promise.all(keys.map((k) => this.load(k.slice('ftjobs:'.length))))).filter((j): j is StoredJob => !!j && j.owner === (owner ?? null))
+    if (opts.metadata === null) all = all.filter((j) => !j.metadata || Object.keys(j.metadata).length === 0)
+    else if (opts.metadata) all = all.filter((j) => Object.entries(opts.metadata!).every(([k, v]) => j.metadata?.[k] === v))
+    const key = (j: StoredJob) => j.order ?? j.created_at * 1_000_000
+    all.sort((a, b) => key(b) - key(a) || b.id.localeCompare(a.id))
+    let start = 0
+    if (opts.after) {
+      const at = all.findIndex((j) => j.id === opts.after)
+      start = at === -1 ? all.length : at + 1
+    }
+    const page = all.slice(start, start + opts.limit)
+    // A pass-through job still running is refreshed from its provider; a failing provider leaves the last known state.
+    const fresh = await Promise.all(page.map((j) => (j.kind === 'pass-through' && ACTIVE.includes(j.status) ? this.refreshRemote(j).catch(() => j) : j)))
+    return { data: fresh.map(publicJob), has_more: start + opts.limit < all.length }
+  }
+
+  async cancel(id: string, owner: string | undefined): Promise<FineTuningJob> {
+    const job = await this.own(id, owner)
+    if (job.kind === 'pass-through') {
+      const remote = job.remote!
+      const answer = await this.upstream(job).call('POST', `/jobs/${encodeURIComponent(remote.id)}/cancel`, undefined, AbortSignal.timeout(60_000))
+      return publicJob(await this.absorbRemote(job, answer))
+    }
+    if (!ACTIVE.includes(job.status)) {
+      throw new GatewayError('invalid_request', `Fine-tuning job ${id} has already ${job.status === 'cancelled' ? 'been cancelled' : job.status}; only a job that is validating, queued or running can be cancelled.`, { code: 'job_not_cancellable' })
+    }
+    job.status = 'cancelled'
+    await this.save(job)
+    this.running.get(id)?.abort()
+    await this.event(id, 'Fine-tuning job cancelled')
+    return publicJob(job)
+  }
+
+  /** Events newest first; `after` is the last event id of the previous page. */
+  async listEvents(id: string, owner: string | undefined, opts: { after?: string; limit: number }): Promise<{ data: unknown[]; has_more: boolean }> {
+    const job = await this.own(id, owner)
+    if (job.kind === 'pass-through') {
+      const q = new URLSearchParams({ limit: String(opts.limit), ...(opts.after ? { after: opts.after } : {}) })
+      const page = (await this.upstream(job).call('GET', `/jobs/${encodeURIComponent(job.remote!.id)}/events?${q}`, undefined, AbortSignal.timeout(60_000))) as { data?: unknown[]; has_more?: boolean }
+      return { data: Array.isArray(page.data) ? page.data : [], has_more: page.has_more === true }
+    }
+    const all = [...(await this.eventsOf(id))].reverse()
+    let start = 0
+    if (opts.after) {
+      const at = all.findIndex((e) => e.id === opts.after)
+      start = at === -1 ? all.length : at + 1
+    }
+    return { data: all.slice(start, start + opts.limit), has_more: start + opts.limit < all.length }
+  }
+
+  /** All events oldest first (the legacy API embeds them in the job). */
+  async allEvents(id: string, owner: string | undefined): Promise<JobEvent[]> {
+    const job = await this.own(id, owner)
+    if (job.kind === 'pass-through') return ((await this.listEvents(id, owner, { limit: 100 })).data as JobEvent[]).slice().reverse()
+    return [...(await this.eventsOf(id))]
+  }
+
+  async listCheckpoints(id: string, owner: string | undefined, opts: { after?: string; limit: number }): Promise<{ data: JobCheckpoint[]; has_more: boolean }> {
+    const job = await this.own(id, owner)
+    if (job.kind === 'pass-through') {
+      const remote = job.remote!
+      const q = new URLSearchParams({ limit: String(opts.limit), ...(opts.after ? { after: opts.after } : {}) })
+      const page = (await this.upstream(job).call('GET', `/jobs/${encodeURIComponent(remote.id)}/checkpoints?${q}`, undefined, AbortSignal.timeout(60_000))) as { data?: JobCheckpoint[]; has_more?: boolean }
+      const data = (Array.isArray(page.data) ? page.data : []).map((c) => ({ ...c, fine_tuning_job_id: job.id, fine_tuned_model_checkpoint: `${remote.provider}/${c.fine_tuned_model_checkpoint}` }))
+      return { data, has_more: page.has_more === true }
+    }
+    const all = adapterCheckpoint(job)
+    const start = opts.after ? all.findIndex((c) => c.id === opts.after) + 1 || all.length : 0
+    return { data: all.slice(start, start + opts.limit), has_more: start + opts.limit < all.length }
+  }
+
+  /**
+   * DELETE /v1/models/{model}: removes one of the caller's adapters, or
+   * deletes a fine-tuned model at the provider a pass-through job of the
+   * caller made it on. Base models cannot be deleted.
+   */
+  async deleteModel(name: string, owner: string | undefined): Promise<{ id: string; object: 'model'; deleted: boolean }> {
+    if (await this.opts.adapters.remove(name, owner)) {
+      this.opts.logger.info('adapter deleted', { model: name })
+      return { id: name, object: 'model', deleted: true }
+    }
+    const slash = name.indexOf('/')
+    const upstream = slash > 0 ? this.opts.upstreams.get(name.slice(0, slash)) : undefined
+    if (upstream && name.slice(slash + 1).startsWith('ft:')) {
+      const keys = await this.opts.jobs.getKeys('ftjobs')
+      const jobs = await Promise.all(keys.map((k) => this.load(k.slice('ftjobs:'.length))))
+      if (jobs.some((j) => j && j.owner === (owner ?? null) && j.fine_tuned_model === name)) {
+        const answer = (await upstream.deleteModel(name.slice(slash + 1), AbortSignal.timeout(60_000))) as { deleted?: unknown }
+        return { id: name, object: 'model', deleted: answer?.deleted !== false }
+      }
+    }
+    if (name.includes('ft:')) throw new GatewayError('not_found', `The model '${name}' does not exist or is not a fine-tuned model of yours.`, { param: 'model', code: 'model_not_found' })
+    throw new GatewayError('permission', `Only fine-tuned models (ft:…) can be deleted; '${name}' is not one.`, { param: 'model', code: 'model_not_deletable' })
+  }
+
+  /** Picks up every adapter job that was unfinished when the process stopped. */
+  async resume(): Promise<number> {
+    const keys = await this.opts.jobs.getKeys('ftjobs')
+    let n = 0
+    for (const k of keys) {
+      const job = await this.load(k.slice('ftjobs:'.length))
+      if (job && job.kind === 'adapter' && ACTIVE.includes(job.status)) {
+        await this.event(job.id, 'Resuming after a gateway restart')
+        this.schedule(job.id)
+        n++
+      }
+    }
+    return n
+  }
+
+  /** Resolves when the job's current run ends (tests, shutdown). */
+  settled(id: string): Promise<void> {
+    return this.done.get(id) ?? Promise.resolve()
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    for (const c of this.running.values()) c.abort()
+    await Promise.allSettled([...this.done.values()])
+  }
+
+  private schedule(id: string): void {
+    if (this.closed || this.done.has(id)) return
+    const ctrl = new AbortController()
+    this.running.set(id, ctrl)
+    const run = this.process(id, ctrl.signal)
+      .catch(async (err) => {
+        if (ctrl.signal.aborted) return
+        const e = GatewayError.from(err)
+        this.opts.logger.error('fine-tuning job failed', { job: id, kind: e.kind, error: e.message })
+        await this.fail(id, e.code ?? 'internal_error', `The adapter build failed: ${e.message}`, null).catch(() => {})
+      })
+      .finally(() => {
+        this.done.delete(id)
+        this.running.delete(id)
+      })
+    this.done.set(id, run)
+  }
+
+  /** The job as it stands, or undefined once it is no longer this run's to finish (cancelled, shut down). */
+  private async stillRunning(id: string, signal: AbortSignal): Promise<StoredJob | undefined> {
+    if (signal.aborted || this.closed) return undefined
+    const job = await this.load(id)
+    return job && ACTIVE.includes(job.status) ? job : undefined
+  }
+
+  private async fail(id: string, code: string, message: string, param: string | null): Promise<void> {
+    const job = await this.load(id)
+    if (!job || !ACTIVE.includes(job.status)) return
+    Object.assign(job, { status: 'failed', finished_at: nowSeconds(), error: { code, message, param } })
+    await this.save(job)
+    await this.event(id, message, { level: 'error' })
+  }
+
+  private async process(id: string, signal: AbortSignal): Promise<void> {
+    let job = await this.stillRunning(id, signal)
+    if (!job) return
+    const owner = job.owner ?? undefined
+    const training = parseTrainingFile((await this.opts.files.content(job.training_file, owner)).content)
+    const validation = job.validation_file ? parseTrainingFile((await this.opts.files.content(job.validation_file, owner)).content) : undefined
+    if (job.status === 'validating_files') {
+      if (await this.invalid(id, training, 'training_file')) return
+      if (validation && (await this.invalid(id, validation, 'validation_file'))) return
+      job.status = 'queued'
+      await this.save(job)
+      await this.event(id, 'Files validated, moving job to queued state')
+    }
+    if (!(job = await this.stillRunning(id, signal))) return
+    if (job.status === 'queued') {
+      job.status = 'running'
+      await this.save(job)
+      await this.event(id, `Fine-tuning job started: building an in-context adapter for ${job.model} (no weights are trained)`)
+      const given = Object.entries(job.hyperparameters).filter(([, v]) => v !== 'auto')
+      if (given.length) await this.event(id, `Hyperparameters ${given.map(([k, v]) => `${k}=${v}`).join(', ')} have no effect on an in-context adapter: no weights are trained.`, { level: 'warn' })
+      if (job.method.type === 'dpo') await this.event(id, 'Preference examples: the adapter learns from the preferred outputs; the non-preferred outputs are not used.', { level: 'warn' })
+    }
+    const state = (await this.opts.jobs.getItem<JobState>(`ftstate:${id}`)) ?? { steps: [] }
+    const built = await buildAdapter({
+      job,
+      training: training.examples,
+      validation: validation?.examples,
+      config: this.opts.config,
+      dispatch: this.opts.dispatch,
+      embed: this.opts.embed,
+      signal,
+      done: state.steps,
+      event: (message, extra) => this.event(id, message, extra),
+      saveStep: async (i, step) => {
+        state.steps[i] = step
+        await this.opts.jobs.setItem(`ftstate:${id}`, state)
+      },
+    })
+    if (!built || !(job = await this.stillRunning(id, signal))) return
+    await this.opts.adapters.save(built.adapter)
+    const results: string[] = []
+    if (built.steps.length) {
+      const csv = ['step,base_similarity,adapter_similarity', ...built.steps.map((s, i) => `${i + 1},${s ? s.base.toFixed(4) : ''},${s ? s.adapter.toFixed(4) : ''}`)].join('\n')
+      results.push((await this.opts.files.create(`${csv}\n`, 'step_metrics.csv', 'fine-tune-results', owner)).id)
+    }
+    Object.assign(job, { status: 'succeeded', finished_at: nowSeconds(), fine_tuned_model: built.adapter.id, result_files: results, trained_tokens: 0, scores: built.scores })
+    await this.save(job)
+    await this.opts.jobs.removeItem(`ftstate:${id}`)
+    await this.event(id, `New fine-tuned model created: ${built.adapter.id}`)
+    await this.event(id, 'The job has successfully completed')
+    this.opts.logger.info('fine-tuning job succeeded', { job: id, kind: 'adapter', demonstrations: built.adapter.demonstrations.length })
+  }
+
+  private async invalid(id: string, parsed: ParsedTrainingFile, param: 'training_file' | 'validation_file'): Promise<boolean> {
+    if (!parsed.errors.length && parsed.examples.length) return false
+    const detail = parsed.errors.length ? describeLineErrors(parsed.errors, 5) : 'line 1: The file has no examples.'
+    await this.fail(id, param === 'training_file' ? 'invalid_training_file' : 'invalid_validation_file', `The job failed due to an invalid ${param.replace('_', ' ')}: ${detail}`, param)
+    return true
+  }
+
+  // ---- pass-through ----
+
+  private upstream(job: StoredJob): FineTuningUpstream {
+    const u = this.opts.upstreams.get(job.remote!.provider)
+    if (!u) throw new GatewayError('unavailable', `Provider "${job.remote!.provider}" that runs fine-tuning job ${job.id} is no longer configured for pass-through.`, { code: 'provider_not_configured' })
+    return u
+  }
+
+  private async createRemote(input: CreateJobInput, model: string, owner: string | undefined, upstream: FineTuningUpstream, training: FileObject, validation: FileObject | null): Promise<FineTuningJob> {
+    const signal = AbortSignal.timeout(120_000)
+    const files: Record<string, string> = {}
+    const upload = async (file: FileObject) => {
+      const { content } = await this.opts.files.content(file.id, owner)
+      const remote = await upstream.uploadFile(content, file.filename, signal)
+      files[remote.id] = file.id
+      return remote.id
+    }
+    const trainingId = await upload(training)
+    const validationId = validation ? await upload(validation) : undefined
+    const { adapter: _gatewayOnly, ...body } = input
+    const answer = (await upstream.call('POST', '/jobs', { ...body, model, training_file: trainingId, ...(validationId ? { validation_file: validationId } : {}) }, signal)) as Record<string, unknown>
+    if (typeof answer?.id !== 'string') throw new GatewayError('upstream', `Provider "${upstream.provider}" answered the job creation without a job id.`)
+    const job = {
+      id: newId('ftjob-'),
+      object: 'fine_tuning.job',
+      owner: owner ?? null,
+      kind: 'pass-through',
+      remote: { provider: upstream.provider, id: answer.id, model, files },
+      created_at: nowSeconds(),
+      order: creationOrder(),
+    } as StoredJob
+    this.opts.logger.info('fine-tuning job passed through', { job: job.id, provider: upstream.provider })
+    return publicJob(await this.absorbRemote(job, answer))
+  }
+
+  private async refreshRemote(job: StoredJob): Promise<StoredJob> {
+    const answer = await this.upstream(job).call('GET', `/jobs/${encodeURIComponent(job.remote!.id)}`, undefined, AbortSignal.timeout(60_000))
+    return this.absorbRemote(job, answer)
+  }
+
+  /** Takes the provider's job object as ours: our id and files, model names the gateway routes (`provider/…`). */
+  private async absorbRemote(job: StoredJob, answer: unknown): Promise<StoredJob> {
+    const r = (answer ?? {}) as Partial<FineTuningJob>
+    const remote = job.remote!
+    const p = remote.provider
+    const localFile = (f: string | null | undefined) => (f ? (remote.files[f] ?? `${p}/${f}`) : null)
+    // Result files live upstream; each is copied into our Files API once, when the job has them.
+    const results: string[] = []
+    for (const f of r.result_files ?? []) {
+      let mine = remote.files[f]
+      if (!mine) {
+        const content = await this.upstream(job)
+          .fileContent(f, AbortSignal.timeout(60_000))
+          .catch(() => undefined)
+        if (content === undefined) continue
+        mine = (await this.opts.files.create(content, `${p}_${f}_results.csv`, 'fine-tune-results', job.owner ?? undefined)).id
+        remote.files[f] = mine
+      }
+      results.push(mine)
+    }
+    const next: StoredJob = {
+      ...job,
+      ...(r as object),
+      id: job.id,
+      object: 'fine_tuning.job',
+      created_at: typeof r.created_at === 'number' ? r.created_at : job.created_at,
+      model: `${p}/${r.model ?? remote.model}`,
+      fine_tuned_model: r.fine_tuned_model ? `${p}/${r.fine_tuned_model}` : null,
+      training_file: localFile(r.training_file) ?? job.training_file,
+      validation_file: localFile(r.validation_file),
+      result_files: results,
+      status: (r.status as StoredJob['status']) ?? job.status ?? 'queued',
+      finished_at: r.finished_at ?? null,
+      error: r.error && (r.error as { message?: string }).message ? r.error : null,
+      hyperparameters: r.hyperparameters ?? job.hyperparameters ?? { batch_size: 'auto', learning_rate_multiplier: 'auto', n_epochs: 'auto' },
+      organization_id: r.organization_id ?? job.organization_id ?? 'gateway',
+    } as StoredJob
+    for (const k of ['trained_tokens', 'seed', 'estimated_finish', 'integrations', 'metadata', 'user_provided_suffix'] as const) if ((next as unknown as Record<string, unknown>)[k] === undefined) (next as unknown as Record<string, unknown>)[k] = null
+    if (next.method === undefined) next.method = { type: 'supervised' }
+    await this.save(next)
+    return next
+  }
+}
+
+function hyperparameters(input: CreateJobInput) {
+  const method = input.method as { type?: string; supervised?: { hyperparameters?: Record<string, unknown> }; dpo?: { hyperparameters?: Record<string, unknown> } } | null | undefined
+  const fromMethod = method?.type === 'dpo' ? method.dpo?.hyperparameters : method?.supervised?.hyperparameters
+  const hp = { ...input.hyperparameters, ...fromMethod } as Record<string, unknown>
+  const pick = (k: string): 'auto' | number => (typeof hp[k] === 'number' ? (hp[k] as number) : 'auto')
+  return { batch_size: pick('batch_size'), learning_rate_multiplier: pick('learning_rate_multiplier'), n_epochs: pick('n_epochs') }
+}
