@@ -207,3 +207,243 @@ describe('fine-tuning with in-context adapters (openai client)', () => {
     expect((await client.fineTuning.jobs.retrieve(temp.id)).fine_tuned_model).toBe(id)
   })
 })
+
+describe('training files and job requests: precise 400s', () => {
+  let gw: RunningGateway
+  let client: OpenAI
+  beforeAll(async () => {
+    gw = await startGateway({ server: { apiKeys: ['k'] }, providers: [{ id: 'mock', type: 'mock' }] })
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'k', maxRetries: 0 })
+  })
+  afterAll(() => gw.close())
+
+  it('rejects an invalid training file with a line-numbered message for each problem', async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]
+    const lines = [
+      chatLine('ok', 'fine'),
+      'not json',
+      JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'bot', content: 'hello' }] }),
+      JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello', weight: 2 }] }),
+      JSON.stringify({ tools, messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_time', arguments: '{}' } }] }] }),
+      JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'nope', content: '12' }, { role: 'assistant', content: 'ok' }] }),
+      JSON.stringify({ messages: [{ role: 'system', content: 'x' }, { role: 'user', content: 'hi' }] }),
+      '[1, 2]',
+      JSON.stringify({ messages: [{ role: 'user', content: 'hi', mood: 'happy' }, { role: 'assistant', content: 'ok' }] }),
+      JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'ok', weight: 1, tool_calls: [{ id: 'c2', type: 'function', function: { name: 'f', arguments: '{bad' } }] }] }),
+    ]
+    const err = await upload(client, jsonl(lines)).catch((e) => e)
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError)
+    expect(err.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_jsonl', param: 'file' })
+    const message: string = err.error.message
+    expect(message).toMatch(/^Invalid training file: line 2: This line is not valid JSON\./)
+    expect(message).toContain('line 3: messages[1].role must be one of system, developer, user, assistant, tool; got "bot".')
+    expect(message).toContain('line 4: messages[1].weight must be 0 or 1; got 2.')
+    expect(message).toContain('line 5: messages[1].tool_calls[0] calls "get_time", which is not one of the example\'s tools (get_weather).')
+    expect(message).toContain('line 6: messages[1].tool_call_id "nope" does not match a tool call of an earlier assistant message.')
+    expect(message).toContain('line 7: The example has no assistant message to learn from')
+    expect(message).toContain('line 8: Each line must be a JSON object.')
+    expect(message).toContain("line 9: messages[0] has an unrecognized key 'mood'.")
+    expect(message).toContain('line 10: messages[1].tool_calls[0].function.arguments is not valid JSON.')
+    expect(message).not.toContain('line 1:')
+  })
+
+  it('rejects empty and mixed-format files, and accepts tool calls, weights, prompt/completion and preference files', async () => {
+    const empty = await upload(client, '\n\n').catch((e) => e)
+    expect(empty.error.message).toBe('Invalid training file: line 1: The file has no examples.')
+    const mixed = await upload(client, jsonl([chatLine('a', 'b'), JSON.stringify({ prompt: 'p', completion: 'c' })])).catch((e) => e)
+    expect(mixed.error.message).toContain('line 2: This line is in the prompt/completion format but line 1 is in the chat (messages) format; use one format per file.')
+    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]
+    const toolExample = JSON.stringify({
+      tools,
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }], weight: 0 },
+        { role: 'tool', tool_call_id: 'c1', content: '18°C' },
+        { role: 'assistant', content: 'It is 18°C in Paris.' },
+      ],
+    })
+    expect((await upload(client, jsonl([toolExample, chatLine('a', 'b')]))).status).toBe('processed')
+    expect((await upload(client, jsonl([JSON.stringify({ prompt: 'Q: 2+2', completion: ' 4' })]))).status).toBe('processed')
+    const pref = JSON.stringify({ input: { messages: [{ role: 'user', content: 'Hi' }] }, preferred_output: [{ role: 'assistant', content: 'Hello!' }], non_preferred_output: [{ role: 'assistant', content: 'What?' }] })
+    expect((await upload(client, jsonl([pref]))).status).toBe('processed')
+    const badPref = await upload(client, jsonl([JSON.stringify({ input: { messages: [{ role: 'user', content: 'Hi' }] }, preferred_output: [{ role: 'user', content: 'x' }], non_preferred_output: [] })])).catch((e) => e)
+    expect(badPref.error.message).toContain('line 1: preferred_output[0].role must be "assistant"; got "user".')
+    expect(badPref.error.message).toContain("line 1: 'non_preferred_output' must be an array holding one assistant message.")
+  })
+
+  it('answers job requests it cannot run with the field at fault', async () => {
+    const file = await upload(client, jsonl([chatLine('a', 'b')]))
+    const batchFile = await client.files.create({ file: await toFile(Buffer.from(JSON.stringify({ custom_id: '1', method: 'POST', url: '/v1/chat/completions', body: { model: 'mock-1' } })), 'b.jsonl'), purpose: 'batch' })
+    const cases: Array<[Record<string, unknown>, string, string | null]> = [
+      [{ model: 'mock-1' }, 'training_file', 'missing_required_parameter'],
+      [{ model: 'mock-1', training_file: 'file-doesnotexist1' }, 'training_file', 'invalid_file_id'],
+      [{ model: 'mock-1', training_file: batchFile.id }, 'training_file', 'invalid_file_purpose'],
+      [{ model: 'mock-1', training_file: file.id, validation_file: batchFile.id }, 'validation_file', 'invalid_file_purpose'],
+      [{ model: 'no-such-model', training_file: file.id }, 'model', 'model_not_available'],
+      [{ model: 'mock-1', training_file: file.id, suffix: 'has space' }, 'suffix', 'invalid_suffix'],
+      [{ model: 'mock-1', training_file: file.id, method: { type: 'reinforcement' } }, 'method.type', 'unsupported_method'],
+      [{ model: 'mock-1', training_file: file.id, method: { type: 'magic' } }, 'method.type', 'invalid_value'],
+    ]
+    for (const [body, param, code] of cases) {
+      const err = await client.fineTuning.jobs.create(body as never).catch((e) => e)
+      expect(err, JSON.stringify(body)).toBeInstanceOf(OpenAI.BadRequestError)
+      expect(err.error, JSON.stringify(body)).toMatchObject({ type: 'invalid_request_error', param, code })
+    }
+    const raw = await fetch(`${gw.baseURL}/fine_tuning/jobs`, { method: 'POST', headers: { authorization: 'Bearer k', 'content-type': 'application/json' }, body: '{"model":' })
+    expect(raw.status).toBe(400)
+    expect((await raw.json()).error.code).toBe('invalid_json')
+    for (const call of [() => client.fineTuning.jobs.retrieve('ftjob-nope'), () => client.fineTuning.jobs.cancel('ftjob-nope'), () => client.fineTuning.jobs.listEvents('ftjob-nope'), () => client.fineTuning.jobs.checkpoints.list('ftjob-nope')]) {
+      const err = await call().catch((e) => e)
+      expect(err).toBeInstanceOf(OpenAI.NotFoundError)
+      expect(err.error.code).toBe('fine_tuning_job_not_found')
+    }
+    expect(await client.fineTuning.jobs.list({ limit: 0 }).catch((e) => e)).toBeInstanceOf(OpenAI.BadRequestError)
+  })
+
+  it('cancels a running job: no model is published, and a finished job cannot be cancelled', async () => {
+    // Each evaluation call streams its words 300 ms apart: the job stays running long enough to cancel.
+    const slow = SUPPORT.map(([q, a]) => chatLine(`[[mock:delay=300]] ${q}`, a))
+    const file = await upload(client, jsonl(slow))
+    const job = await client.fineTuning.jobs.create({ model: 'mock-1', training_file: file.id })
+    await waitForJob(client, job.id, ['running'])
+    const cancelled = await client.fineTuning.jobs.cancel(job.id)
+    expect(cancelled).toMatchObject({ id: job.id, status: 'cancelled', fine_tuned_model: null })
+    await gw.gateway.fineTunes.settled(job.id)
+    const after = await client.fineTuning.jobs.retrieve(job.id)
+    expect(after.status).toBe('cancelled')
+    expect(after.fine_tuned_model).toBeNull()
+    expect((await allEvents(client, job.id))[0].message).toBe('Fine-tuning job cancelled')
+    expect((await client.models.list()).data.some((m) => m.id.startsWith('ft:'))).toBe(false)
+    const again = await client.fineTuning.jobs.cancel(job.id).catch((e) => e)
+    expect(again).toBeInstanceOf(OpenAI.BadRequestError)
+    expect(again.error.code).toBe('job_not_cancellable')
+  })
+
+  it('fails a job whose file went bad after upload, naming the line', async () => {
+    // Files are validated on upload; a job still re-validates what it reads (the file may be replaced in storage).
+    const file = await upload(client, jsonl([chatLine('a', 'b')]))
+    await gw.gateway.storage.mount('files').setItem(`data:${file.id}`, jsonl([chatLine('a', 'b'), '{"messages": []}']))
+    const job = await client.fineTuning.jobs.create({ model: 'mock-1', training_file: file.id })
+    const done = await waitForJob(client, job.id, ['failed', 'succeeded'])
+    expect(done.status).toBe('failed')
+    expect(done.error).toEqual({ code: 'invalid_training_file', param: 'training_file', message: "The job failed due to an invalid training file: line 2: 'messages' must be a non-empty array of messages." })
+  })
+})
+
+describe('adapter building: scores, retrieval, embeddings, validation files', () => {
+  let gw: RunningGateway
+  let client: OpenAI
+  beforeAll(async () => {
+    gw = await startGateway({ server: { apiKeys: ['k'] }, providers: [{ id: 'mock', type: 'mock' }] })
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'k', maxRetries: 0 })
+  })
+  afterAll(() => gw.close())
+
+  it('measures similarity for real: an echo task scores 1.0 with and without, an unrelated one 0', async () => {
+    // The mock answers with the user's text, so "answer = question" is matched word for word.
+    const echo = Array.from({ length: 10 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `repeat after me number ${i}` }, { role: 'assistant', content: `repeat after me number ${i}` }] }))
+    const job = await client.fineTuning.jobs.create({ model: 'mock-1', training_file: (await upload(client, jsonl(echo))).id })
+    const done = await waitForJob(client, job.id, ['succeeded'])
+    const [checkpoint] = (await client.fineTuning.jobs.checkpoints.list(job.id)).data
+    expect(checkpoint.metrics).toMatchObject({ step: 2, base_similarity: 1, adapter_similarity: 1 })
+    expect(done.status).toBe('succeeded')
+
+    const unrelated = Array.from({ length: 5 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `alpha beta ${i}` }, { role: 'assistant', content: 'gamma delta' }] }))
+    const job2 = await client.fineTuning.jobs.create({ model: 'mock-1', training_file: (await upload(client, jsonl(unrelated))).id })
+    await waitForJob(client, job2.id, ['succeeded'])
+    const [c2] = (await client.fineTuning.jobs.checkpoints.list(job2.id)).data
+    expect(c2.metrics).toMatchObject({ step: 1, base_similarity: 0, adapter_similarity: 0 })
+  })
+
+  it('retrieval mode: each request gets the demonstrations closest to it', async () => {
+    const file = await upload(client, jsonl(SUPPORT.map(([q, a]) => chatLine(q, a))))
+    const body = { model: 'mock-1', training_file: file.id, suffix: 'rag', adapter: { mode: 'retrieval', retrieve_k: 1, evaluate: false } }
+    const job = await client.fineTuning.jobs.create(body as OpenAI.FineTuning.JobCreateParams)
+    const done = await waitForJob(client, job.id, ['succeeded'])
+    const events = (await allEvents(client, job.id)).map((e) => e.message)
+    expect(events).toContain('Retrieval mode: each request gets the 1 of 10 examples closest to its last user message')
+    expect(events.some((m) => m.startsWith('Evaluation skipped'))).toBe(true)
+    const ask = async (q: string) => (await client.chat.completions.create({ model: done.fine_tuned_model!, messages: [{ role: 'user', content: `${q} [[mock:system]]` }] })).choices[0].message.content!
+    const password = await ask('I forgot my password, how do I reset it?')
+    expect(password).toContain('Forgot password link')
+    expect(password).not.toContain('<example 2>')
+    const invoice = await ask('where is the invoice download?')
+    expect(invoice).toContain('Billing, then History')
+    expect(invoice).not.toContain('Forgot password link')
+  })
+
+  it('selects and scores with embeddings when an embeddings model is configured, and evaluates on the validation file', async () => {
+    const emb = await startGateway({ server: { apiKeys: ['k'] }, providers: [{ id: 'mock', type: 'mock' }], fineTuning: { embeddingModel: 'mock/mock-1', maxDemonstrations: 4 } })
+    try {
+      const c = new OpenAI({ baseURL: emb.baseURL, apiKey: 'k', maxRetries: 0 })
+      const training = await upload(c, jsonl(SUPPORT.slice(0, 7).map(([q, a]) => chatLine(q, a))))
+      const validation = await upload(c, jsonl(SUPPORT.slice(7).map(([q, a]) => chatLine(q, a))), 'valid.jsonl')
+      const job = await c.fineTuning.jobs.create({ model: 'mock-1', training_file: training.id, validation_file: validation.id })
+      expect(job.validation_file).toBe(validation.id)
+      const done = await waitForJob(c, job.id, ['succeeded', 'failed'])
+      expect(done.error).toBeNull()
+      const events = await allEvents(c, job.id)
+      const messages = events.map((e) => e.message)
+      expect(messages).toContain('Learning from 7 training examples; evaluating on 3 validation examples')
+      expect(messages).toContain('Embedded 7 examples with mock/mock-1')
+      expect(messages.some((m) => m.startsWith('Selected 4 of 7 examples as demonstrations (embedding similarity'))).toBe(true)
+      const summary = events.find((e) => e.message.startsWith('Evaluation on 3 examples (embedding cosine'))!
+      expect(summary.data).toMatchObject({ examples: 3, metric: 'embedding_cosine' })
+      const data = summary.data as { base_similarity: number; adapter_similarity: number }
+      expect(data.base_similarity).toBeGreaterThan(0)
+      expect(data.base_similarity).toBeLessThanOrEqual(1)
+    } finally {
+      await emb.close()
+    }
+  })
+})
+
+describe('legacy /v1/fine-tunes routes, mapped onto the same jobs', () => {
+  let gw: RunningGateway
+  let client: OpenAI
+  beforeAll(async () => {
+    gw = await startGateway({ server: { apiKeys: ['k'] }, providers: [{ id: 'mock', type: 'mock', echoSystem: true }] })
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'k', maxRetries: 0 })
+  })
+  afterAll(() => gw.close())
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${gw.baseURL}${path}`, { method, headers: { authorization: 'Bearer k', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
+
+  it('creates, lists and retrieves fine-tune objects with their events; the job is also a fine_tuning.job', async () => {
+    const file = await upload(client, jsonl(SUPPORT.map(([q, a]) => JSON.stringify({ prompt: `${q}\n\n###\n\n`, completion: ` ${a}` }))))
+    const res = await call('POST', '/fine-tunes', { training_file: file.id, model: 'mock-1', n_epochs: 2, suffix: 'legacy' })
+    expect(res.status).toBe(200)
+    const ft = await res.json()
+    expect(ft).toMatchObject({ object: 'fine-tune', id: expect.stringMatching(/^ftjob-/), model: 'mock-1', status: 'pending', fine_tuned_model: null, hyperparams: { n_epochs: 2, batch_size: null } })
+    expect(ft.training_files).toEqual([expect.objectContaining({ id: file.id, object: 'file', purpose: 'fine-tune' })])
+    expect(ft.events[0]).toMatchObject({ object: 'fine-tune-event', level: 'info', message: `Validating training file: ${file.id}` })
+
+    const job = await waitForJob(client, ft.id, ['succeeded'])
+    const got = await (await call('GET', `/fine-tunes/${ft.id}`)).json()
+    expect(got).toMatchObject({ object: 'fine-tune', status: 'succeeded', fine_tuned_model: job.fine_tuned_model })
+    expect(got.result_files[0]).toMatchObject({ object: 'file', purpose: 'fine-tune-results' })
+    expect(got.events.map((e: { message: string }) => e.message)).toContain('Hyperparameters n_epochs=2 have no effect on an in-context adapter: no weights are trained.')
+    expect(got.events[got.events.length - 1].message).toBe('The job has successfully completed')
+    const list = await (await call('GET', '/fine-tunes')).json()
+    expect(list.object).toBe('list')
+    expect(list.data.map((j: { id: string }) => j.id)).toContain(ft.id)
+    const events = await (await call('GET', `/fine-tunes/${ft.id}/events`)).json()
+    expect(events.data[0]).toMatchObject({ object: 'fine-tune-event', message: `Validating training file: ${file.id}` })
+
+    // A legacy prompt/completion model is used through /v1/completions.
+    const completion = await client.completions.create({ model: job.fine_tuned_model!, prompt: 'How do I log in?\n\n###\n\n' })
+    expect(completion.choices[0].text).toContain('Have a nice day!')
+    const cancelled = await call('POST', `/fine-tunes/${ft.id}/cancel`)
+    expect(cancelled.status).toBe(400)
+    expect((await cancelled.json()).error.code).toBe('job_not_cancellable')
+  })
+
+  it('answers bad legacy requests in OpenAI’s error shape', async () => {
+    const missing = await call('POST', '/fine-tunes', { training_file: 'file-x' })
+    expect(missing.status).toBe(400)
+    expect((await missing.json()).error).toMatchObject({ type: 'invalid_request_error', param: 'model', code: 'missing_required_parameter' })
+    const unknown = await call('GET', '/fine-tunes/ftjob-nope')
+    expect(unknown.status).toBe(404)
+    expect((await unknown.json()).error.code).toBe('fine_tuning_job_not_found')
+  })
+})
