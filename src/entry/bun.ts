@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createGateway } from '../app.js'
 import { zlibCompressor } from './zlib-compressor.js'
+import { bunWebSocketHandlers, bunWebSocketUpgrade } from './bun-ws.js'
 import { ConfigError, loadConfig } from '../config.js'
 
 /** Bun serves the same fetch handler; upstream calls use Bun's fetch. */
@@ -17,10 +18,11 @@ try {
 const publicDir = join(import.meta.dir, '..', '..', 'public')
 const gateway = await createGateway(config, {
   compressor: zlibCompressor,
+  webSocket: bunWebSocketUpgrade,
   assets: async (path) => {
     const file = Bun.file(join(publicDir, path))
     return (await file.exists()) ? new Response(file) : null
   },
 })
-const server = Bun.serve({ port: config.server.port, hostname: config.server.host, fetch: gateway.fetch, idleTimeout: 255 })
+const server = Bun.serve({ port: config.server.port, hostname: config.server.host, fetch: gateway.fetch, idleTimeout: 255, websocket: bunWebSocketHandlers(gateway.webSockets?.opts.config) })
 gateway.logger.info('gateway listening (bun)', { url: `http://${config.server.host}:${server.port}` })

@@ -1,5 +1,6 @@
 import { createGateway, type Gateway } from '../app.js'
 import { loadConfig } from '../config.js'
+import { workerWebSocketUpgrade } from './worker-ws.js'
 
 interface Env {
   /** The whole gateway.config.json as a JSON string (a var or a secret). */
@@ -21,6 +22,7 @@ export default {
   async fetch(request: Request, env: Env, ctx: unknown): Promise<Response> {
     gateway ??= createGateway(loadConfig(env.GATEWAY_CONFIG_JSON ? JSON.parse(env.GATEWAY_CONFIG_JSON) : undefined, envStrings(env)), {
       bindings: env,
+      webSocket: workerWebSocketUpgrade,
       assets: env.ASSETS ? async (path) => {
         const res = await env.ASSETS!.fetch(new URL(`/${path}`, 'https://assets.local').toString())
         return res.ok ? res : null

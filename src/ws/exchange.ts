@@ -105,11 +105,16 @@ export class Exchange {
     this.terminal('error', errorBody(dialect, err))
   }
 
-  /** The socket is gone: streams keep their reconnect grace (a `resume` on a new socket picks them up); the rest stop. */
-  drop(): void {
+  /**
+   * The socket is gone: streams keep their reconnect grace (a `resume` on a
+   * new socket picks them up); the rest stop. Without grace (the runtime
+   * cannot keep working for a closed socket) streams stop too, so that their
+   * resume buffer ends with what was generated.
+   */
+  drop(graceful: boolean): void {
     if (this.over) return
     this.over = true
-    const reason = new GatewayError('cancelled', 'The WebSocket connection closed.')
+    const reason = graceful ? new GatewayError('cancelled', 'The WebSocket connection closed.') : clientCancel()
     this.ac.abort(reason)
     void this.reader?.cancel(reason).catch(() => {})
   }

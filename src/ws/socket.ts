@@ -131,7 +131,8 @@ export class ApiSocket implements WsHandlers {
     if (this.isClosed) return
     this.isClosed = true
     this.unsubscribe?.()
-    for (const { ex } of this.exchanges.values()) ex.drop()
+    const graceful = this.peer.outlivesClose !== false
+    for (const { ex } of this.exchanges.values()) ex.drop(graceful)
     this.exchanges.clear()
     this.wakeAll()
     this.opts.onClose(this)

@@ -19,6 +19,12 @@ export interface WsPeer {
   bufferedAmount?(): number
   /** A protocol-level ping (Node, Bun); absent → the server sends `{"type":"ping"}` and expects any frame back. */
   ping?(): void
+  /**
+   * False where the runtime ends the socket's work when it closes (Workers:
+   * the isolate drops the request's I/O and timers). Streams then stop at the
+   * drop, ending their resume buffer, instead of waiting for a reconnect.
+   */
+  outlivesClose?: boolean
 }
 
 /** What the runtime reports from its socket. */
