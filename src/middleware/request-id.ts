@@ -17,9 +17,19 @@ export function requestId(): MiddlewareHandler<AppEnv> {
     c.set('startedAt', performance.now())
     c.set('dialect', c.req.path.startsWith('/v1/messages') ? 'anthropic' : 'openai')
     await next()
-    c.header('x-request-id', id)
-    c.header('request-id', id)
+    // On the answer's own headers: c.header() after the handler would rebuild the whole Response
+    // (and on @hono/node-server first materialise its body stream), several times per request.
+    let headers = c.res.headers
+    try {
+      headers.set('x-request-id', id)
+    } catch {
+      // Immutable headers (a Response passed through from fetch): copy it once.
+      c.res = new Response(c.res.body, c.res)
+      headers = c.res.headers
+      headers.set('x-request-id', id)
+    }
+    headers.set('request-id', id)
     // Every answer says what the gateway cost; chat answers already carry the detailed timing.
-    if (!c.res.headers.has('server-timing')) c.header('server-timing', `gateway;dur=${(performance.now() - c.get('startedAt')).toFixed(2)}`)
+    if (!headers.has('server-timing')) headers.set('server-timing', `gateway;dur=${(performance.now() - c.get('startedAt')).toFixed(2)}`)
   }
 }

@@ -72,8 +72,10 @@ function deepest(issues: ReadonlyArray<z.core.$ZodIssue>): z.core.$ZodIssue {
 async function readText(req: Request, limit: number): Promise<string> {
   const declared = req.headers.get('content-length')
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit)
+  // With a declared length, text() lets the runtime read the body directly; touching
+  // req.body would first build a ReadableStream (on @hono/node-server, a whole Request).
+  if (declared !== null) return declared === '0' ? '' : req.text()
   if (!req.body) return ''
-  if (declared !== null) return req.text()
   // Chunked upload: count as it arrives so an endless body is cut at the limit.
   const reader = req.body.getReader()
   const chunks: Uint8Array[] = []
