@@ -118,7 +118,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const providers = [...createProviders(config.providers, { http }), ...(deps.providers ?? [])]
   const now = deps.now ?? Date.now
   // Per-target limits and the queue sit below the router, where the resolved provider/model is known.
-  const limiter = await RateLimiter.create(config.limits, { now, keyId, logger })
+  const limiter = await RateLimiter.create(config.limits, { now, keyId, logger, bindings: deps.bindings })
   const queue = await RequestQueue.create(config.queue, { now, keyId })
   // A bridge connecting, leaving or reporting new models makes the model list stale.
   let notices: NoticeHub | undefined

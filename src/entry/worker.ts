@@ -1,11 +1,21 @@
 import { createGateway, type Gateway } from '../app.js'
 import { loadConfig } from '../config.js'
 import { workerWebSocketUpgrade } from './worker-ws.js'
+import { isDurableObjectNamespace } from '../pipeline/durable-object-limit-store.js'
+import { isReverseCapable } from '../providers/vscode-bridge/index.js'
+import { RELAY_HEADERS, RELAY_ORIGIN } from '../providers/vscode-bridge/relay.js'
+import { BRIDGE_CONNECT_PATH } from '../ws/bridge-connect.js'
+
+// Durable Object classes: wrangler.toml binds them (BRIDGE_RELAY, RATE_LIMITS).
+export { BridgeRelay } from './worker-bridge-relay.js'
+export { RateLimitCounter } from './worker-rate-limits.js'
 
 interface Env {
   /** The whole gateway.config.json as a JSON string (a var or a secret). */
   GATEWAY_CONFIG_JSON?: string
   ASSETS?: { fetch(req: Request | string): Promise<Response> }
+  /** Durable Object namespace holding reverse-mode bridge sockets, one object per vscode-bridge provider. */
+  BRIDGE_RELAY?: unknown
   [key: string]: unknown
 }
 
@@ -17,17 +27,53 @@ function envStrings(env: Env): Record<string, string | undefined> {
   return out
 }
 
+async function build(env: Env): Promise<Gateway> {
+  const g = await createGateway(loadConfig(env.GATEWAY_CONFIG_JSON ? JSON.parse(env.GATEWAY_CONFIG_JSON) : undefined, envStrings(env)), {
+    bindings: env,
+    webSocket: workerWebSocketUpgrade,
+    assets: env.ASSETS ? async (path) => {
+      const res = await env.ASSETS!.fetch(new URL(`/${path}`, 'https://assets.local').toString())
+      return res.ok ? res : null
+    } : undefined,
+  })
+  // Bridge sockets live in the relay objects: every isolate's calls go there.
+  const relay = env.BRIDGE_RELAY
+  if (isDurableObjectNamespace(relay)) {
+    for (const p of g.providers) {
+      if (!isReverseCapable(p)) continue
+      const id = relay.idFromName(p.id)
+      p.reverse.hub.relay = () => relay.get(id)
+    }
+  }
+  return g
+}
+
+function refuse(status: number, message: string, code: string | null): Response {
+  return Response.json({ error: { message, type: 'invalid_request_error', param: null, code } }, { status })
+}
+
+/** GET /bridge/connect with Upgrade: websocket: check the bridge token here, then hand the socket to the provider's relay object. */
+function connectBridge(g: Gateway, request: Request, env: Env): Promise<Response> | Response {
+  if (!g.bridges.enabled) return refuse(404, 'No vscode-bridge provider with a token is configured, so reverse mode is off.', null)
+  const hub = g.bridges.authenticate(request.headers.get('authorization'))
+  if (!hub) return refuse(401, 'Missing or wrong bridge token: the bridge must send the token of a vscode-bridge provider of this gateway.', 'bridge_auth_failed')
+  const relay = env.BRIDGE_RELAY
+  if (!isDurableObjectNamespace(relay)) {
+    return refuse(501, 'Reverse mode on Workers needs the BRIDGE_RELAY Durable Object binding (class BridgeRelay) in wrangler.toml; see docs/workers.md.', 'bridge_relay_missing')
+  }
+  const headers = new Headers(request.headers)
+  headers.delete('authorization')
+  headers.set(RELAY_HEADERS.provider, hub.provider)
+  if (hub.pingIntervalMs) headers.set(RELAY_HEADERS.ping, String(hub.pingIntervalMs))
+  return relay.get(relay.idFromName(hub.provider)).fetch(`${RELAY_ORIGIN}/connect`, { headers })
+}
+
 /** One gateway per isolate, built on first request from the Worker's bindings. */
 export default {
   async fetch(request: Request, env: Env, ctx: unknown): Promise<Response> {
-    gateway ??= createGateway(loadConfig(env.GATEWAY_CONFIG_JSON ? JSON.parse(env.GATEWAY_CONFIG_JSON) : undefined, envStrings(env)), {
-      bindings: env,
-      webSocket: workerWebSocketUpgrade,
-      assets: env.ASSETS ? async (path) => {
-        const res = await env.ASSETS!.fetch(new URL(`/${path}`, 'https://assets.local').toString())
-        return res.ok ? res : null
-      } : undefined,
-    })
-    return (await gateway).fetch(request, env, ctx)
+    gateway ??= build(env)
+    const g = await gateway
+    if (request.headers.get('upgrade')?.toLowerCase() === 'websocket' && new URL(request.url).pathname === BRIDGE_CONNECT_PATH) return connectBridge(g, request, env)
+    return g.fetch(request, env, ctx)
   },
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ConfigError } from '../config.js'
 import { estimateRequestTokens, estimateTextTokens } from '../core/tokens.js'
 import type { ChatEvent, ChatRequest, EmbedRequest, Usage } from '../core/types.js'
 import { GatewayError } from '../errors.js'
@@ -28,6 +29,8 @@ export const LimitsConfig = z.strictObject({
     .discriminatedUnion('driver', [
       z.strictObject({ driver: z.literal('memory') }),
       z.strictObject({ driver: z.literal('redis'), url: z.string().min(1), prefix: z.string().default('gw:rl:') }),
+      /** Cloudflare Workers: buckets in one Durable Object (binding of the Worker's env), exact across isolates. */
+      z.strictObject({ driver: z.literal('durable-object'), binding: z.string().min(1).default('RATE_LIMITS'), name: z.string().min(1).default('limits') }),
     ])
     .default({ driver: 'memory' }),
   /** By API key (the key itself, or its id `key_…` as shown in logs). */
@@ -58,6 +61,8 @@ export interface RateLimiterOptions {
   /** The id a key gets in logs (`key_…`); config may name keys either way. */
   keyId: (key: string) => Promise<string>
   logger?: Logger
+  /** The Worker's env, where a `durable-object` store finds its namespace. */
+  bindings?: Record<string, unknown>
 }
 
 export interface Admission {
@@ -90,6 +95,13 @@ export class RateLimiter {
       if (config.store.driver === 'redis') {
         const { redisLimitStore } = await import('./redis-limit-store.js')
         s = await redisLimitStore({ url: config.store.url, prefix: config.store.prefix })
+      } else if (config.store.driver === 'durable-object') {
+        const { durableObjectLimitStore, isDurableObjectNamespace } = await import('./durable-object-limit-store.js')
+        const ns = opts.bindings?.[config.store.binding]
+        if (!isDurableObjectNamespace(ns)) {
+          throw new ConfigError(`invalid gateway config:\n  - limits.store: no Durable Object namespace binding named "${config.store.binding}" in the Worker's env. Add it to wrangler.toml ([[durable_objects.bindings]] name = "${config.store.binding}", class_name = "RateLimitCounter").`)
+        }
+        s = durableObjectLimitStore(ns, config.store.name)
       } else s = memoryLimitStore()
     }
     const limiter = new RateLimiter(config, s, opts)

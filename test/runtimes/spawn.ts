@@ -85,8 +85,15 @@ export function workerBundle(): Promise<string> {
   return bundled
 }
 
+export interface WorkerdOptions {
+  /** KV namespace bindings (in-memory in Miniflare), as `[[kv_namespaces]]` in wrangler.toml. */
+  kvNamespaces?: string[]
+  /** Durable Object bindings → class exported by the worker, as `[[durable_objects.bindings]]` (SQLite-backed, like the migration). */
+  durableObjects?: Record<string, string>
+}
+
 /** Runs the Worker entry inside workerd (Miniflare), serving HTTP on a loopback port. */
-export async function startWorkerd(config: unknown, bindings: Record<string, string> = {}): Promise<RuntimeServer & { mf: Miniflare }> {
+export async function startWorkerd(config: unknown, bindings: Record<string, string> = {}, options: WorkerdOptions = {}): Promise<RuntimeServer & { mf: Miniflare }> {
   const scriptPath = await workerBundle()
   const port = await freePort()
   const mf = new Miniflare({
@@ -94,6 +101,8 @@ export async function startWorkerd(config: unknown, bindings: Record<string, str
     compatibilityDate: '2026-04-01',
     compatibilityFlags: ['nodejs_compat'],
     bindings: { GATEWAY_CONFIG_JSON: JSON.stringify(config), ...bindings },
+    kvNamespaces: options.kvNamespaces ?? [],
+    durableObjects: Object.fromEntries(Object.entries(options.durableObjects ?? {}).map(([name, className]) => [name, { className, useSQLite: true }])),
     cf: false,
     host: '127.0.0.1',
     port,

@@ -8,6 +8,7 @@ import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { bridgeError, languageModelError } from './errors.js'
 import { OutputGuard } from './output-guard.js'
+import { relayTransport, type RelayStub } from './relay.js'
 import { BridgeHub } from './reverse.js'
 import { toWireChat } from './to-bridge.js'
 import { PromptCounter } from './token-counter.js'
@@ -66,8 +67,15 @@ export function vscodeBridgeProvider(input: VscodeBridgeOptions, http: HttpClien
   const direct = directTransport({ provider: id, base, token: opts.token, headers: opts.headers, http, reverseEnabled: reverseOn })
   const batching = { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }
 
-  /** A connected reverse socket wins: it is how a bridge behind NAT is reached at all. */
-  const transport = (): BridgeTransport => hub?.current() ?? direct
+  let relayed: { stub: () => RelayStub; transport: BridgeTransport } | undefined
+  /** A connected reverse socket wins: it is how a bridge behind NAT is reached at all (on Workers, through the relay object). */
+  const transport = (): BridgeTransport => {
+    const channel = hub?.current()
+    if (channel) return channel
+    if (!hub?.relay) return direct
+    if (relayed?.stub !== hub.relay) relayed = { stub: hub.relay, transport: relayTransport({ provider: id, stub: hub.relay, fallback: direct, url: base, onChange: () => hub.notifyChanged() }) }
+    return relayed.transport
+  }
 
   /** A short call (not a chat stream) with its own deadline, parsed with `schema`. */
   async function simple<T>(path: string, body: unknown, signal: AbortSignal, schema: z.ZodType<T>): Promise<T> {

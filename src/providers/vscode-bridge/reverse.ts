@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { GatewayError } from '../../errors.js'
+import type { RelayStub } from './relay.js'
 import type { BridgeReply, BridgeTransport } from './transport.js'
 
 /**
@@ -251,8 +252,15 @@ export class BridgeHub {
 
   constructor(
     readonly provider: string,
-    private readonly pingIntervalMs?: number,
+    readonly pingIntervalMs?: number,
   ) {}
+
+  /**
+   * Workers: the bridge's socket is held by a Durable Object, not by this
+   * isolate; calls go through the object's stub (relay.ts), made per call
+   * since workerd binds a stub to the request that made it. Set by the entry.
+   */
+  relay?: () => RelayStub
 
   current(): ReverseChannel | undefined {
     for (let i = this.channels.length - 1; i >= 0; i--) if (this.channels[i].isOpen) return this.channels[i]
@@ -283,6 +291,11 @@ export class BridgeHub {
   onChange(listener: () => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
+  }
+
+  /** The model list may have changed elsewhere (a relay saw a bridge come, go or report new models). */
+  notifyChanged(): void {
+    this.changed()
   }
 
   private changed(): void {
