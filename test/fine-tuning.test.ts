@@ -447,3 +447,219 @@ describe('legacy /v1/fine-tunes routes, mapped onto the same jobs', () => {
     expect((await unknown.json()).error.code).toBe('fine_tuning_job_not_found')
   })
 })
+
+describe('pass-through to a provider that really fine-tunes', () => {
+  let upstream: FakeUpstream
+  let gw: RunningGateway
+  let client: OpenAI
+  const uploads: Array<{ body: string; contentType: string }> = []
+  let status: 'running' | 'succeeded' = 'running'
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      const json = (code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+      const path = req.url.split('?')[0]
+      if (req.method === 'POST' && path === '/v1/files') {
+        uploads.push({ body: req.body, contentType: String(req.headers['content-type']) })
+        const filename = /filename="([^"]+)"/.exec(req.body)?.[1] ?? 'upload'
+        return json(200, uploadedFile(`file-up${uploads.length}`, filename, Buffer.byteLength(req.body)))
+      }
+      if (req.method === 'POST' && path === '/v1/fine_tuning/jobs') {
+        const body = req.json()
+        const examples = uploads.find((_, i) => `file-up${i + 1}` === body.training_file)?.body.match(/"messages"/g)?.length ?? 0
+        if (examples < 10) return json(400, { error: { message: `Training file has ${examples} example(s), but must have at least 10 examples`, type: 'invalid_request_error', param: 'training_file', code: 'invalid_n_examples' } })
+        return json(200, upstreamJob('validating_files', body.training_file, body.validation_file ?? null))
+      }
+      if (req.method === 'GET' && path === `/v1/fine_tuning/jobs/${UPSTREAM_JOB_ID}`) return json(200, upstreamJob(status, 'file-up1'))
+      if (req.method === 'GET' && path === `/v1/fine_tuning/jobs/${UPSTREAM_JOB_ID}/events`) return json(200, upstreamEvents)
+      if (req.method === 'GET' && path === `/v1/fine_tuning/jobs/${UPSTREAM_JOB_ID}/checkpoints`) return json(200, upstreamCheckpoints)
+      if (req.method === 'POST' && path === `/v1/fine_tuning/jobs/${UPSTREAM_JOB_ID}/cancel`) return json(200, upstreamJob('cancelled', 'file-up1'))
+      if (req.method === 'GET' && path === '/v1/files/file-results1/content') return void res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(resultsCsv)
+      if (req.method === 'DELETE' && path === `/v1/models/${encodeURIComponent(UPSTREAM_FT_MODEL)}`) return json(200, { id: UPSTREAM_FT_MODEL, object: 'model', deleted: true })
+      if (req.method === 'POST' && path === '/v1/chat/completions') {
+        const body = req.json()
+        return json(200, { id: 'chatcmpl-1', object: 'chat.completion', created: 1721764800, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'Tuned answer.', refusal: null }, logprobs: null, finish_reason: 'stop' }], usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 } })
+      }
+      json(404, { error: { message: `Unknown route ${req.method} ${path}`, type: 'invalid_request_error', param: null, code: null } })
+    })
+    gw = await startGateway({
+      server: { apiKeys: ['k'] },
+      providers: [
+        { id: 'mock', type: 'mock' },
+        { id: 'oai', type: 'openai-compatible', baseURL: `${upstream.url}/v1`, apiKey: 'sk-upstream', models: [UPSTREAM_MODEL] },
+      ],
+      fineTuning: { passThrough: ['oai'] },
+    })
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'k', maxRetries: 0 })
+  })
+  afterAll(async () => {
+    await gw.close()
+    await upstream.close()
+  })
+
+  it('uploads the files and creates the job upstream; ids, files and model names are the gateway’s', async () => {
+    const lines = SUPPORT.map(([q, a]) => chatLine(q, a))
+    const file = await upload(client, jsonl(lines))
+    const job = await client.fineTuning.jobs.create({ model: `oai/${UPSTREAM_MODEL}`, training_file: file.id, suffix: 'custom-suffix', method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 4 } } } })
+    expect(job).toMatchObject({ object: 'fine_tuning.job', status: 'validating_files', model: `oai/${UPSTREAM_MODEL}`, training_file: file.id, fine_tuned_model: null, organization_id: 'org-123' })
+    expect(job.id).toMatch(/^ftjob-/)
+    expect(job.id).not.toBe(UPSTREAM_JOB_ID)
+    // The training file went upstream as OpenAI's multipart upload, with the provider's key.
+    const upload1 = upstream.requests.find((r) => r.url === '/v1/files')!
+    expect(upload1.headers.authorization).toBe('Bearer sk-upstream')
+    expect(uploads[0].contentType).toMatch(/^multipart\/form-data; boundary=/)
+    expect(uploads[0].body).toContain('name="purpose"\r\n\r\nfine-tune')
+    expect(uploads[0].body).toContain(lines[3])
+    const created = upstream.requests.find((r) => r.url === '/v1/fine_tuning/jobs')!.json()
+    expect(created).toEqual({ model: UPSTREAM_MODEL, training_file: 'file-up1', suffix: 'custom-suffix', method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 4 } } } })
+
+    expect((await client.fineTuning.jobs.retrieve(job.id)).status).toBe('running')
+    status = 'succeeded'
+    const done = await client.fineTuning.jobs.retrieve(job.id)
+    expect(done).toMatchObject({ id: job.id, status: 'succeeded', fine_tuned_model: `oai/${UPSTREAM_FT_MODEL}`, trained_tokens: 5768, training_file: file.id })
+    // The provider's result file is copied into the gateway's Files API, once.
+    expect(done.result_files).toHaveLength(1)
+    expect(await (await client.files.content(done.result_files[0])).text()).toBe(resultsCsv)
+    expect((await client.fineTuning.jobs.retrieve(job.id)).result_files).toEqual(done.result_files)
+    expect(upstream.requests.filter((r) => r.url === '/v1/files/file-results1/content')).toHaveLength(1)
+
+    const events = await client.fineTuning.jobs.listEvents(job.id)
+    expect(events.data.map((e) => e.message)).toEqual(upstreamEvents.data.map((e) => e.message))
+    const checkpoints = await client.fineTuning.jobs.checkpoints.list(job.id)
+    expect(checkpoints.data[0]).toMatchObject({ fine_tuning_job_id: job.id, fine_tuned_model_checkpoint: `oai/${UPSTREAM_FT_MODEL}:ckpt-step-2000`, step_number: 2000, metrics: { full_valid_loss: 0.134 } })
+    expect((await client.fineTuning.jobs.list()).data.map((j) => j.id)).toContain(job.id)
+
+    // The fine-tuned model is the provider's: requests go straight to it.
+    const chat = await client.chat.completions.create({ model: done.fine_tuned_model!, messages: [{ role: 'user', content: 'hi' }] })
+    expect(chat.choices[0].message.content).toBe('Tuned answer.')
+    expect(upstream.requests.filter((r) => r.url === '/v1/chat/completions').at(-1)!.json().model).toBe(UPSTREAM_FT_MODEL)
+
+    expect(await client.models.delete(done.fine_tuned_model!)).toEqual({ id: done.fine_tuned_model, object: 'model', deleted: true })
+    expect(upstream.requests.some((r) => r.method === 'DELETE')).toBe(true)
+    expect((await client.fineTuning.jobs.cancel(job.id)).status).toBe('cancelled')
+    expect(upstream.requests.some((r) => r.method === 'POST' && r.url === `/v1/fine_tuning/jobs/${UPSTREAM_JOB_ID}/cancel`)).toBe(true)
+  })
+
+  it('passes the provider’s own refusal back to the client', async () => {
+    const file = await upload(client, jsonl([chatLine('a', 'b')]))
+    const err = await client.fineTuning.jobs.create({ model: `oai/${UPSTREAM_MODEL}`, training_file: file.id }).catch((e) => e)
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError)
+    expect(err.error.message).toBe('Provider "oai" answered 400: Training file has 1 example(s), but must have at least 10 examples')
+  })
+
+  it('builds an in-context adapter instead when the job asks for one (method.type "adapter")', async () => {
+    const before = upstream.requests.filter((r) => r.url.startsWith('/v1/fine_tuning')).length
+    const file = await upload(client, jsonl(SUPPORT.map(([q, a]) => chatLine(q, a))))
+    const body = { model: `oai/${UPSTREAM_MODEL}`, training_file: file.id, method: { type: 'adapter' }, adapter: { evaluate: false } }
+    const job = await client.fineTuning.jobs.create(body as unknown as OpenAI.FineTuning.JobCreateParams)
+    const done = await waitForJob(client, job.id, ['succeeded', 'failed'])
+    expect(done.fine_tuned_model).toBe(`ft:oai/${UPSTREAM_MODEL}::${job.id.slice('ftjob-'.length)}`)
+    expect(upstream.requests.filter((r) => r.url.startsWith('/v1/fine_tuning')).length).toBe(before)
+    const chat = await client.chat.completions.create({ model: done.fine_tuned_model!, messages: [{ role: 'user', content: 'hi' }] })
+    expect(chat.choices[0].message.content).toBe('Tuned answer.')
+    const sent = upstream.requests.filter((r) => r.url === '/v1/chat/completions').at(-1)!.json()
+    expect(sent.model).toBe(UPSTREAM_MODEL)
+    expect(sent.messages[0].role).toBe('system')
+    expect(JSON.stringify(sent.messages[0].content)).toContain('Have a nice day!')
+  })
+
+  it('reaches Azure OpenAI’s fine-tuning data plane (api-version, api-key)', async () => {
+    const azure = await startUpstream((req, res) => {
+      const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+      if (req.method === 'POST' && req.url === '/openai/files?api-version=2024-10-21') return json(uploadedFile('file-az1', 'train.jsonl', req.body.length))
+      if (req.method === 'POST' && req.url === '/openai/fine_tuning/jobs?api-version=2024-10-21') return json(upstreamJob('validating_files', req.json().training_file))
+      if (req.method === 'GET' && req.url === `/openai/fine_tuning/jobs/${UPSTREAM_JOB_ID}/events?api-version=2024-10-21&limit=20`) return json(upstreamEvents)
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: '404', message: `Resource not found: ${req.url}` } }))
+    })
+    const az = await startGateway({ server: { apiKeys: ['k'] }, providers: [{ id: 'az', type: 'azure-openai', endpoint: azure.url, apiKey: 'az-key', models: [UPSTREAM_MODEL] }], fineTuning: { passThrough: ['az'] } })
+    try {
+      const c = new OpenAI({ baseURL: az.baseURL, apiKey: 'k', maxRetries: 0 })
+      const file = await upload(c, jsonl(SUPPORT.map(([q, a]) => chatLine(q, a))))
+      const job = await c.fineTuning.jobs.create({ model: `az/${UPSTREAM_MODEL}`, training_file: file.id })
+      expect(job).toMatchObject({ status: 'validating_files', model: `az/${UPSTREAM_MODEL}`, training_file: file.id })
+      expect(azure.requests.map((r) => r.headers['api-key'])).toEqual(['az-key', 'az-key'])
+      expect(azure.requests[1].json()).toMatchObject({ model: UPSTREAM_MODEL, training_file: 'file-az1' })
+      expect((await c.fineTuning.jobs.listEvents(job.id)).data).toHaveLength(2)
+    } finally {
+      await az.close()
+      await azure.close()
+    }
+  })
+
+  it('refuses at start-up to pass jobs to a provider that cannot fine-tune', async () => {
+    const err = await startGateway({ providers: [{ id: 'mock', type: 'mock' }], fineTuning: { passThrough: ['mock'] } }).catch((e) => e)
+    expect(String(err.message)).toContain('fineTuning.passThrough: provider "mock" is of type mock, which has no fine-tuning API')
+    const unknown = await startGateway({ providers: [{ id: 'mock', type: 'mock' }], fineTuning: { passThrough: ['nope'] } }).catch((e) => e)
+    expect(String(unknown.message)).toContain('fineTuning.passThrough: no provider has the id "nope"')
+  })
+})
+
+describe('fine-tuning jobs survive a gateway restart', () => {
+  let child: ChildProcess | undefined
+  afterAll(() => {
+    child?.kill('SIGKILL')
+  })
+
+  it('a job killed mid-evaluation resumes where it stopped, and its ft: model works after the restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lmgw-ft-'))
+    const configFile = join(dir, 'gateway.config.json')
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        server: { apiKeys: ['k'] },
+        providers: [{ id: 'mock', type: 'mock' }],
+        storage: { files: { driver: 'fs', base: join(dir, 'files') }, jobs: { driver: 'fs', base: join(dir, 'jobs') } },
+        fineTuning: { maxEvalExamples: 6, heldOutFraction: 0.5, concurrency: 1 },
+      }),
+    )
+    const port = await freePort()
+    let logs = ''
+    const start = async () => {
+      const p = spawn(process.execPath, ['--import', 'tsx', 'src/entry/node.ts'], { cwd: root, env: { ...process.env, GATEWAY_CONFIG: configFile, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let log = ''
+      p.stdout!.on('data', (d) => ((log += d), (logs += d)))
+      p.stderr!.on('data', (d) => ((log += d), (logs += d)))
+      for (let i = 0; i < 150 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
+      if (!log.includes('gateway listening')) throw new Error(log)
+      return p
+    }
+    child = await start()
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'k', maxRetries: 0 })
+    // Each evaluation call streams about ten words 40 ms apart: six steps take a few seconds.
+    const slow = SUPPORT.map(([q, a]) => chatLine(`[[mock:delay=40]] ${q}`, a))
+    const file = await upload(client, jsonl(slow))
+    const job = await client.fineTuning.jobs.create({ model: 'mock-1', training_file: file.id, suffix: 'restart' })
+    let before: string[] = []
+    for (let i = 0; i < 400 && !before.some((m) => m.startsWith('Step ')); i++) {
+      before = (await allEvents(client, job.id)).map((e) => e.message)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    expect((await client.fineTuning.jobs.retrieve(job.id)).status).toBe('running')
+    const stepsBefore = before.filter((m) => m.startsWith('Step ')).map((m) => m.split(':')[0])
+    expect(stepsBefore.length).toBeGreaterThan(0)
+    expect(stepsBefore.length).toBeLessThan(5)
+    child.kill('SIGKILL')
+    await new Promise((r) => child!.once('exit', r))
+
+    child = await start()
+    const done = await waitForJob(client, job.id, ['succeeded', 'failed'], 30_000).catch((e) => {
+      throw new Error(`${e.message}\n${logs}`)
+    })
+    expect(done.status).toBe('succeeded')
+    const after = (await allEvents(client, job.id)).map((e) => e.message)
+    expect(after).toContain('Resuming after a gateway restart')
+    const steps = after.filter((m) => m.startsWith('Step ')).map((m) => m.split(':')[0])
+    // Every step ran; those finished before the crash were not run again.
+    expect(new Set(steps)).toEqual(new Set(['Step 1/5', 'Step 2/5', 'Step 3/5', 'Step 4/5', 'Step 5/5']))
+    for (const s of stepsBefore) expect(steps.filter((x) => x === s)).toHaveLength(1)
+    expect(after[0]).toBe('The job has successfully completed')
+
+    // A fresh process loads the adapter from storage.
+    child.kill('SIGKILL')
+    await new Promise((r) => child!.once('exit', r))
+    child = await start()
+    const chat = await client.chat.completions.create({ model: done.fine_tuned_model!, messages: [{ role: 'user', content: 'Hello [[mock:system]]' }] })
+    expect(chat.choices[0].message.content).toContain("Always end with 'Have a nice day!'")
+    expect(chat.choices[0].message.content).toContain('<example 1>')
+    child.kill('SIGTERM')
+  }, 90_000)
+})
