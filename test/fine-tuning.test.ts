@@ -456,7 +456,7 @@ describe('pass-through to a provider that really fine-tunes', () => {
   let status: 'running' | 'succeeded' = 'running'
   beforeAll(async () => {
     upstream = await startUpstream((req, res) => {
-      const json = (code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+      const json = (code: number, body: unknown): void => void res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body))
       const path = req.url.split('?')[0]
       if (req.method === 'POST' && path === '/v1/files') {
         uploads.push({ body: req.body, contentType: String(req.headers['content-type']) })
@@ -564,11 +564,11 @@ describe('pass-through to a provider that really fine-tunes', () => {
 
   it('reaches Azure OpenAI’s fine-tuning data plane (api-version, api-key)', async () => {
     const azure = await startUpstream((req, res) => {
-      const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+      const json = (body: unknown): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
       if (req.method === 'POST' && req.url === '/openai/files?api-version=2024-10-21') return json(uploadedFile('file-az1', 'train.jsonl', req.body.length))
       if (req.method === 'POST' && req.url === '/openai/fine_tuning/jobs?api-version=2024-10-21') return json(upstreamJob('validating_files', req.json().training_file))
       if (req.method === 'GET' && req.url === `/openai/fine_tuning/jobs/${UPSTREAM_JOB_ID}/events?api-version=2024-10-21&limit=20`) return json(upstreamEvents)
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: '404', message: `Resource not found: ${req.url}` } }))
+      void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: '404', message: `Resource not found: ${req.url}` } }))
     })
     const az = await startGateway({ server: { apiKeys: ['k'] }, providers: [{ id: 'az', type: 'azure-openai', endpoint: azure.url, apiKey: 'az-key', models: [UPSTREAM_MODEL] }], fineTuning: { passThrough: ['az'] } })
     try {
