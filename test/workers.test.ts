@@ -263,6 +263,23 @@ describe('workerd: RPM limits in the RateLimitCounter Durable Object', () => {
   })
 })
 
+describe('workerd: a missing binding', () => {
+  it('answers 500 naming the KV binding to add, on every request, without crashing', async () => {
+    const server = await startWorkerd({ storage: { cache: { driver: 'cloudflare-kv-binding', binding: 'NOT_BOUND' } } }, {}, { waitHealthy: false })
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(`${server.url}/health`)
+        expect(res.status).toBe(500)
+        const body = (await res.json()) as { error: { message: string; code: string } }
+        expect(body.error.code).toBe('gateway_misconfigured')
+        expect(body.error.message).toContain('no KV namespace binding named "NOT_BOUND"')
+      }
+    } finally {
+      await server.close()
+    }
+  })
+})
+
 describe('limits.store durable-object outside Workers', () => {
   it('fails start-up naming the missing binding', async () => {
     const err = await startGateway({ providers: [{ id: 'mock', type: 'mock' }], limits: { store: { driver: 'durable-object' } } }).catch((e) => e)

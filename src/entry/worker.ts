@@ -72,7 +72,15 @@ function connectBridge(g: Gateway, request: Request, env: Env): Promise<Response
 export default {
   async fetch(request: Request, env: Env, ctx: unknown): Promise<Response> {
     gateway ??= build(env)
-    const g = await gateway
+    let g: Gateway
+    try {
+      g = await gateway
+    } catch (err) {
+      // A config or binding mistake: say what to fix (these messages hold no secrets), and try again on the next request.
+      gateway = undefined
+      console.error('gateway failed to start', (err as Error).message)
+      return Response.json({ error: { message: `The gateway failed to start: ${(err as Error).message}`, type: 'server_error', param: null, code: 'gateway_misconfigured' } }, { status: 500 })
+    }
     if (request.headers.get('upgrade')?.toLowerCase() === 'websocket' && new URL(request.url).pathname === BRIDGE_CONNECT_PATH) return connectBridge(g, request, env)
     return g.fetch(request, env, ctx)
   },

@@ -90,6 +90,8 @@ export interface WorkerdOptions {
   kvNamespaces?: string[]
   /** Durable Object bindings → class exported by the worker, as `[[durable_objects.bindings]]` (SQLite-backed, like the migration). */
   durableObjects?: Record<string, string>
+  /** Wait for /health to answer 200 (default); off for a Worker expected to fail start-up. */
+  waitHealthy?: boolean
 }
 
 /** Runs the Worker entry inside workerd (Miniflare), serving HTTP on a loopback port. */
@@ -109,6 +111,6 @@ export async function startWorkerd(config: unknown, bindings: Record<string, str
     log: new Log(LogLevel.WARN),
   })
   const url = (await mf.ready).toString().replace(/\/$/, '')
-  await waitForHealth(url)
+  if (options.waitHealthy !== false) await waitForHealth(url)
   return { url, mf, close: () => mf.dispose() }
 }
