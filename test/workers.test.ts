@@ -165,6 +165,28 @@ describe('workerd: reverse bridge through the BridgeRelay Durable Object', () =>
   })
 })
 
+describe('workerd: bridge by URL (a tunnel) while none is connected to the relay', () => {
+  let bridge: RunningBridge
+  let server: RuntimeServer
+  beforeAll(async () => {
+    bridge = await startBridge(TOKEN)
+    bridge.vscode.fake.addModel({ id: 'copilot-gpt-4o', vendor: 'copilot', countTokens: perChar })
+    server = await startWorkerd({ server: { apiKeys: ['sk-w'] }, providers: [{ id: 'vscode', type: 'vscode-bridge', url: bridge.url, token: TOKEN }] }, {}, { durableObjects: OBJECTS })
+  }, 120_000)
+  afterAll(async () => {
+    await server?.close()
+    await bridge?.close()
+  })
+
+  it('asks the relay, finds no socket, and serves the chat over the URL', async () => {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-w', maxRetries: 0 })
+    const res = await client.chat.completions.create({ model: 'vscode/copilot-gpt-4o', messages: [{ role: 'user', content: 'via the tunnel' }] })
+    expect(res.choices[0].message.content).toBe('via the tunnel')
+    const health = await (await fetch(`${server.url}/health`)).json()
+    expect(health.providers[0]).toMatchObject({ ok: true, detail: expect.stringContaining(`at ${bridge.url}`) })
+  })
+})
+
 describe('workerd: response cache on a KV namespace', () => {
   let upstream: FakeUpstream
   let server: RuntimeServer & { mf: import('miniflare').Miniflare }
@@ -222,7 +244,7 @@ describe('workerd: RPM limits in the RateLimitCounter Durable Object', () => {
   let server: RuntimeServer & { mf: import('miniflare').Miniflare }
   beforeAll(async () => {
     server = await startWorkerd(
-      { server: { apiKeys: ['sk-w'] }, providers: [{ id: 'mock', type: 'mock' }], limits: { store: { driver: 'durable-object' }, models: { 'mock/mock-1': { rpm: 2 } } } },
+      { server: { apiKeys: ['sk-w'] }, providers: [{ id: 'mock', type: 'mock' }], limits: { store: { driver: 'durable-object' }, models: { 'mock/mock-1': { rpm: 2 }, 'mock/mock-2': { rpm: 5 } } } },
       {},
       { durableObjects: OBJECTS },
     )
@@ -251,6 +273,15 @@ describe('workerd: RPM limits in the RateLimitCounter Durable Object', () => {
     const taken = (await res.json()) as { ok: boolean; states: Array<{ remaining: number }> }
     expect(taken.ok).toBe(false)
     expect(taken.states[0].remaining).toBeLessThan(1)
+  })
+
+  it('admits exactly the limit out of 12 concurrent requests', async () => {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-w', maxRetries: 0 })
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => client.chat.completions.create({ model: 'mock/mock-2', messages: [{ role: 'user', content: `burst ${i}` }] }).then(() => 'ok', (e) => (e instanceof OpenAI.RateLimitError ? '429' : String(e)))),
+    )
+    expect(results.filter((r) => r === 'ok')).toHaveLength(5)
+    expect(results.filter((r) => r === '429')).toHaveLength(7)
   })
 
   it('rejects malformed calls to the object with a 400', async () => {

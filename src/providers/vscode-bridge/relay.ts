@@ -63,13 +63,18 @@ export interface RelayTransportOptions {
 /** Protocol v1 calls through the relay object; falls back to `fallback` while no bridge is connected. */
 export function relayTransport(opts: RelayTransportOptions): BridgeTransport {
   let generation: string | null = null
+  let connected = true
   const seen = (res: Response) => {
+    connected = res.headers.get(RELAY_HEADERS.state) !== 'absent'
     const g = res.headers.get(RELAY_HEADERS.generation)
     if (g !== null && generation !== null && g !== generation) opts.onChange?.()
     if (g !== null) generation = g
   }
   return {
-    kind: 'reverse',
+    /** As of the last answer: `direct` while calls fall back to the URL. */
+    get kind() {
+      return connected ? 'reverse' : 'direct'
+    },
     async call(method, path, body, signal) {
       if (signal.aborted) throw abortReason(signal)
       const key = crypto.randomUUID()
