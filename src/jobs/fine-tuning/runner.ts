@@ -341,9 +341,9 @@ export class FineTuneRunner {
   private async fail(id: string, code: string, message: string, param: string | null): Promise<void> {
     const job = await this.load(id)
     if (!job || !ACTIVE.includes(job.status)) return
+    await this.event(id, message, { level: 'error' })
     Object.assign(job, { status: 'failed', finished_at: nowSeconds(), error: { code, message, param } })
     await this.save(job)
-    await this.event(id, message, { level: 'error' })
   }
 
   private async process(id: string, signal: AbortSignal): Promise<void> {
@@ -391,11 +391,12 @@ export class FineTuneRunner {
       const csv = ['step,base_similarity,adapter_similarity', ...built.steps.map((s, i) => `${i + 1},${s ? s.base.toFixed(4) : ''},${s ? s.adapter.toFixed(4) : ''}`)].join('\n')
       results.push((await this.opts.files.create(`${csv}\n`, 'step_metrics.csv', 'fine-tune-results', owner)).id)
     }
+    // The events first: a client that sees `succeeded` finds them all.
+    await this.event(id, `New fine-tuned model created: ${built.adapter.id}`)
+    await this.event(id, 'The job has successfully completed')
     Object.assign(job, { status: 'succeeded', finished_at: nowSeconds(), fine_tuned_model: built.adapter.id, result_files: results, trained_tokens: 0, scores: built.scores })
     await this.save(job)
     await this.opts.jobs.removeItem(`ftstate:${id}`)
-    await this.event(id, `New fine-tuned model created: ${built.adapter.id}`)
-    await this.event(id, 'The job has successfully completed')
     this.opts.logger.info('fine-tuning job succeeded', { job: id, kind: 'adapter', demonstrations: built.adapter.demonstrations.length })
   }
 
