@@ -391,6 +391,11 @@ export class FineTuneRunner {
       const csv = ['step,base_similarity,adapter_similarity', ...built.steps.map((s, i) => `${i + 1},${s ? s.base.toFixed(4) : ''},${s ? s.adapter.toFixed(4) : ''}`)].join('\n')
       results.push((await this.opts.files.create(`${csv}\n`, 'step_metrics.csv', 'fine-tune-results', owner)).id)
     }
+    // A cancel that came in while the result was being written wins: the adapter is withdrawn.
+    if (!(job = await this.stillRunning(id, signal))) {
+      await this.opts.adapters.remove(built.adapter.id, owner)
+      return
+    }
     // The events first: a client that sees `succeeded` finds them all.
     await this.event(id, `New fine-tuned model created: ${built.adapter.id}`)
     await this.event(id, 'The job has successfully completed')
