@@ -36,6 +36,8 @@ import { ModelCatalog, Router } from './pipeline/router.js'
 import { RequestQueue, withPriority } from './pipeline/queue.js'
 import { keyRateLimit, RateLimiter } from './pipeline/rate-limit.js'
 import { gateTarget } from './pipeline/target-gate.js'
+import { mediaStage, mediaTarget, parseMediaConfig } from './pipeline/media.js'
+import type { ResolveHost } from './providers/shared/inline-media.js'
 import { usageTap } from './pipeline/usage.js'
 import { createProviders } from './providers/registry.js'
 import { fetchClient, type HttpClient } from './providers/shared/http.js'
@@ -79,6 +81,10 @@ export interface GatewayDeps {
   bindings?: Record<string, unknown>
   /** The runtime's WebSocket handshake for GET /v1/ws (src/entry/*-ws.ts); without it the route answers 426. */
   webSocket?: WebSocketUpgrade
+  /** Resolves DNS names for the media fetcher's SSRF guard (node:dns on Node and Bun; none on Workers). */
+  resolveHost?: ResolveHost
+  /** The client for linked media; defaults to `http` (Node's entry passes one whose connections re-check the address). */
+  mediaHttp?: HttpClient
 }
 
 export interface Gateway {
@@ -126,9 +132,11 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     catalog.invalidate()
     notices?.modelsChanged(provider)
   })
-  const catalog = new ModelCatalog(providers.map((p) => gateTarget(p, limiter, queue)))
-  const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, routing: config.routing, now, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)) })
+  const media = parseMediaConfig(config.media, config.server.allowRemoteMedia)
+  const catalog = new ModelCatalog(providers.map((p) => gateTarget(mediaTarget(p, media), limiter, queue)))
+  const router = new Router({ catalog, aliases: config.models, modelMap: config.modelMap, routing: config.routing, now, nearest: modelNameResolver(config.compat.modelNames, (signal) => catalog.list(signal)), media: media.conversions })
   const storage = await openStorage(config.storage, { bindings: deps.bindings, logger })
+  const files = new FileStore(storage.mount('files'))
   // Fine-tuned `ft:` models run on their base model with their in-context adapter applied, in every dialect.
   const fineTuning = parseFineTuningConfig(config.fineTuning)
   const embed: Embed = async (model, input, ctx) => (await router.embed({ model, input }, ctx)).embeddings
@@ -136,7 +144,13 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   await adapterStore.load()
   const adapters = adapterStage(router, { store: adapterStore, embed, logger })
   // API-key limits and the request's priority are settled once per client request, above routing.
-  const admitted = keyRateLimit(withPriority(adapters, queue), limiter)
+  // Media (file_id references, allowed links, sizes, types) is settled once per request, above routing, after the key's limits.
+  const withMedia = mediaStage(adapters, { config: media, remote: { http: deps.mediaHttp ?? http, resolveHost: deps.resolveHost }, files: async (id, key) => {
+      const f = await files.base64(id, key)
+      return { data: f.data, filename: f.file.filename }
+    },
+  })
+  const admitted = keyRateLimit(withPriority(withMedia, queue), limiter)
   const streaming = createStreaming(config.streaming, { storage: storage.mount('streams'), compressor: deps.compressor, logger })
   // Pipeline stages (cache, limits, queue, usage) wrap the router here, outermost first.
   const cacheConfig = parseCacheConfig(config.cache)
@@ -177,7 +191,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   if (ipGate) app.use('*', ipGate)
   if (config.server.cors.origins.length) {
     const origins = config.server.cors.origins
-    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'x-gateway-cache', 'server-timing'], maxAge: 600 }))
+    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id', 'request-id', 'x-gateway-model', 'x-gateway-cache', 'x-gateway-conversions', 'server-timing'], maxAge: 600 }))
   }
   app.use('*', usageMiddleware({ track: (path) => path.startsWith('/v1/') && !path.startsWith('/v1/analytics') && path !== WS_PATH, sinks, onStart: () => metrics.inflight.inc() }))
   app.use(
@@ -211,15 +225,14 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   queueRoutes(app, { queue })
   streamRoutes(app)
   analyticsRoutes(app, { analytics, metrics: analyticsConfig.metrics ? metrics.registry : undefined, dashboard: analyticsConfig.dashboard, assets: deps.assets })
-  openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, ownModels: (key) => adapters.modelsFor(key) })
+  openAIRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: media.remote.enabled, ownModels: (key) => adapters.modelsFor(key) })
   embeddingRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit })
   cacheRoutes(app, { cache })
-  anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs, expand: adapters.expand })
-  responsesRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit, allowRemoteMedia: config.server.allowRemoteMedia, repairToolPairs: config.compat.repairToolPairs })
+  anthropicRoutes(app, { pipeline, router, bodyLimit: config.server.bodyLimit, allowRemoteMedia: media.remote.enabled, repairToolPairs: config.compat.repairToolPairs, expand: adapters.expand })
+  responsesRoutes(app, { pipeline, bodyLimit: config.server.bodyLimit, allowRemoteMedia: media.remote.enabled, repairToolPairs: config.compat.repairToolPairs })
 
   // Batch work re-enters the gateway's own fetch handler, so every item takes the full pipeline.
   const dispatch = createDispatch((request, env) => app.fetch(request, env))
-  const files = new FileStore(storage.mount('files'))
   const batches = new BatchRunner({ jobs: storage.mount('jobs'), files, dispatch, concurrency: config.batch.concurrency, logger })
   syncBatchRoutes(app, { dispatch, bodyLimit: config.server.bodyLimit, maxItems: config.batch.maxItems })
   fileRoutes(app, { files, maxBytes: config.files.maxBytes, validateFineTune: validateFineTuneFile })

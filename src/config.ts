@@ -53,6 +53,8 @@ export const ConfigSchema = z.object({
   /** The WebSocket API (GET /v1/ws): limits, liveness, notices (src/ws/options.ts validates it). */
   websocket: z.looseObject({}).default(() => ({})),
   routing: z.looseObject({}).default(() => ({})),
+  /** Images, documents, audio, video: size caps, type checks, remote links, conversions (src/pipeline/media.ts validates it). */
+  media: z.looseObject({}).default(() => ({})),
   /** What clients in the field need (src/pipeline/model-names.ts, src/routes/tool-pairs.ts). */
   compat: z
     .object({

@@ -10,23 +10,24 @@ import type { DataPart, LmApi } from './vscode-api.js'
 
 type InputPart = vscode.LanguageModelTextPart | vscode.LanguageModelToolCallPart | vscode.LanguageModelToolResultPart | DataPart
 
-function toImagePart(api: LmApi, part: { mimeType: string; data: string }): DataPart {
+function toDataPart(api: LmApi, part: { type: 'image' | 'data'; mimeType: string; data: string }): DataPart {
   if (!api.LanguageModelDataPart) {
     throw new BridgeError(
       400,
       'unsupported_content',
-      `This VS Code (${api.version}) has no LanguageModelDataPart, so images cannot be sent to its models. Update VS Code or send text only.`,
+      `This VS Code (${api.version}) has no LanguageModelDataPart, so ${part.type === 'image' ? 'images' : 'files'} cannot be sent to its models. Update VS Code or send text only.`,
     )
   }
-  return api.LanguageModelDataPart.image(new Uint8Array(Buffer.from(part.data, 'base64')), part.mimeType)
+  const bytes = new Uint8Array(Buffer.from(part.data, 'base64'))
+  return part.type === 'image' ? api.LanguageModelDataPart.image(bytes, part.mimeType) : new api.LanguageModelDataPart(bytes, part.mimeType)
 }
 
 function toToolResultContent(api: LmApi, content: WirePart[]): unknown[] {
   return content.map((part) => {
     if (part.type === 'text') return new api.LanguageModelTextPart(part.text)
-    if (part.type === 'image') return toImagePart(api, part)
+    if (part.type === 'image' || part.type === 'data') return toDataPart(api, part)
     // parsePart already rejects nesting; this keeps the switch total.
-    throw new BridgeError(400, 'invalid_request', 'tool result content must be text or image parts')
+    throw new BridgeError(400, 'invalid_request', 'tool result content must be text, image or data parts')
   })
 }
 
@@ -35,7 +36,8 @@ function toInputPart(api: LmApi, part: WirePart): InputPart {
     case 'text':
       return new api.LanguageModelTextPart(part.text)
     case 'image':
-      return toImagePart(api, part)
+    case 'data':
+      return toDataPart(api, part)
     case 'tool_call':
       return new api.LanguageModelToolCallPart(part.callId, part.name, part.input)
     case 'tool_result':

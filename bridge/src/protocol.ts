@@ -10,6 +10,8 @@ export const PROTOCOL_VERSION = '1'
 export type WirePart =
   | { type: 'text'; text: string }
   | { type: 'image'; mimeType: string; data: string }
+  /** Other binary input (PDF …) for models that read it: a LanguageModelDataPart of that type. */
+  | { type: 'data'; mimeType: string; data: string }
   | { type: 'tool_call'; callId: string; name: string; input: Record<string, unknown> }
   | { type: 'tool_result'; callId: string; content: WirePart[] }
 
@@ -108,6 +110,11 @@ function parsePart(value: unknown, where: string, nested: boolean): WirePart {
       if (!mimeType.startsWith('image/')) throw invalid(`${where}.mimeType must be an image/* type`)
       return { type: 'image', mimeType, data: requireString(value.data, `${where}.data`) }
     }
+    case 'data': {
+      const mimeType = requireString(value.mimeType, `${where}.mimeType`)
+      if (!/^[\w.+-]+\/[\w.+-]+$/.test(mimeType)) throw invalid(`${where}.mimeType must be a media type such as application/pdf`)
+      return { type: 'data', mimeType, data: requireString(value.data, `${where}.data`) }
+    }
     case 'tool_call':
       if (nested) throw invalid(`${where}: a tool result cannot contain a tool call`)
       return {
@@ -127,7 +134,7 @@ function parsePart(value: unknown, where: string, nested: boolean): WirePart {
       }
     }
     default:
-      throw invalid(`${where}.type must be one of text, image, tool_call, tool_result`)
+      throw invalid(`${where}.type must be one of text, image, data, tool_call, tool_result`)
   }
 }
 

@@ -16,6 +16,7 @@ export interface DataPart {
 
 /** `vscode.LanguageModelDataPart`: stable in newer VS Code, absent in 1.95. */
 export interface DataPartStatic {
+  new (data: Uint8Array, mimeType: string): DataPart
   image(data: Uint8Array, mime: string): DataPart
 }
 

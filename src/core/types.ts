@@ -8,11 +8,16 @@ export interface CacheControl {
   ttl?: string
 }
 
-/** Binary or remote media: exactly one of `data` (base64) or `url` is set. */
+/**
+ * Binary or remote media: exactly one of `data` (base64), `url` or `fileId` is
+ * set. The media stage (src/pipeline/media.ts) turns `fileId` (a Files API
+ * upload) and allowed `url`s into `data` before any provider sees them.
+ */
 export interface MediaSource {
   mimeType: string
   data?: string
   url?: string
+  fileId?: string
 }
 
 export interface TextPart {
@@ -116,6 +121,8 @@ export interface ChatRequest {
   stream: boolean
   /** Provider-specific options passed through untouched (e.g. Ollama `keep_alive`). */
   providerOptions?: Record<string, unknown>
+  /** Set by routing for a target that cannot read binary documents: convert them to text first (opt-in, media.conversions). */
+  documentsAsText?: boolean
 }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'stop_sequence' | 'error'

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createGateway } from '../app.js'
 import { zlibCompressor } from './zlib-compressor.js'
+import { nodeResolveHost } from './node-dns.js'
 import { bunWebSocketHandlers, bunWebSocketUpgrade } from './bun-ws.js'
 import { ConfigError, loadConfig } from '../config.js'
 
@@ -18,6 +19,7 @@ try {
 const publicDir = join(import.meta.dir, '..', '..', 'public')
 const gateway = await createGateway(config, {
   compressor: zlibCompressor,
+  resolveHost: nodeResolveHost,
   webSocket: bunWebSocketUpgrade,
   assets: async (path) => {
     const file = Bun.file(join(publicDir, path))

@@ -9,6 +9,7 @@ import { createGateway, VERSION, type Gateway } from '../app.js'
 import { ConfigError, loadConfig, type GatewayConfig } from '../config.js'
 import { StorageError } from '../storage/index.js'
 import { attachWebSockets, nodeWebSocketUpgrade } from './node-ws.js'
+import { guardedLookup, nodeResolveHost } from './node-dns.js'
 import { undiciClient } from './undici-client.js'
 import { zlibCompressor } from './zlib-compressor.js'
 
@@ -68,7 +69,7 @@ export async function startNode(): Promise<void> {
   }
   let gateway: Gateway
   try {
-    gateway = await createGateway(config, { http: undiciClient(), assets: assetsFromDisk, webSocket: nodeWebSocketUpgrade, remoteAddress: (c) => getConnInfo(c).remote.address, compressor: zlibCompressor })
+    gateway = await createGateway(config, { http: undiciClient(), mediaHttp: undiciClient({ lookup: guardedLookup }), resolveHost: nodeResolveHost, assets: assetsFromDisk, webSocket: nodeWebSocketUpgrade, remoteAddress: (c) => getConnInfo(c).remote.address, compressor: zlibCompressor })
   } catch (err) {
     console.error(err instanceof StorageError || err instanceof ConfigError ? err.message : err)
     process.exit(1)

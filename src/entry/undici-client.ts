@@ -1,3 +1,4 @@
+import type { LookupFunction } from 'node:net'
 import { Agent, request } from 'undici'
 import type { HttpClient } from '../providers/shared/http.js'
 
@@ -6,8 +7,8 @@ import type { HttpClient } from '../providers/shared/http.js'
  * three times cheaper per call than `fetch`. Timeouts are left to the
  * providers' signals so that long generations are never cut by the client.
  */
-export function undiciClient(): HttpClient {
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, headersTimeout: 0, bodyTimeout: 0, connections: 256 })
+export function undiciClient(options: { lookup?: LookupFunction } = {}): HttpClient {
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, headersTimeout: 0, bodyTimeout: 0, connections: 256, ...(options.lookup ? { connect: { lookup: options.lookup } } : {}) })
   return async (url, init) => {
     const res = await request(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal, dispatcher })
     const headers = res.headers

@@ -1,5 +1,6 @@
 import type { Storage } from 'unstorage'
 import { newId, nowSeconds } from '../core/ids.js'
+import { base64ToBytes, bytesToBase64 } from '../core/media.js'
 import { GatewayError } from '../errors.js'
 
 /** OpenAI's File object. */
@@ -18,6 +19,8 @@ export interface FileObject {
 interface StoredMeta extends FileObject {
   /** Hash id of the key that uploaded it: files are private to their key. */
   owner: string | null
+  /** Binary uploads (PDFs, images for chat file_id references) are kept as base64 text. */
+  encoding?: 'base64'
 }
 
 export const FILE_PURPOSES = ['batch', 'fine-tune', 'assistants', 'vision', 'user_data', 'evals'] as const
@@ -30,11 +33,12 @@ export const OUTPUT_PURPOSES = ['batch_output', 'fine-tune-results'] as const
 export class FileStore {
   constructor(private readonly storage: Storage) {}
 
-  async create(content: string, filename: string, purpose: string, owner: string | undefined): Promise<FileObject> {
+  async create(content: string | Uint8Array, filename: string, purpose: string, owner: string | undefined): Promise<FileObject> {
+    const binary = typeof content !== 'string'
     const meta: StoredMeta = {
       id: newId('file-'),
       object: 'file',
-      bytes: new TextEncoder().encode(content).byteLength,
+      bytes: binary ? content.byteLength : new TextEncoder().encode(content).byteLength,
       created_at: nowSeconds(),
       expires_at: null,
       filename,
@@ -42,8 +46,9 @@ export class FileStore {
       status: 'processed',
       status_details: null,
       owner: owner ?? null,
+      ...(binary ? { encoding: 'base64' as const } : {}),
     }
-    await this.storage.setItem(`data:${meta.id}`, content)
+    await this.storage.setItem(`data:${meta.id}`, binary ? bytesToBase64(content) : content)
     await this.storage.setItem(`meta:${meta.id}`, meta)
     return publicFile(meta)
   }
@@ -62,7 +67,17 @@ export class FileStore {
     const meta = await this.meta(id, owner)
     const content = await this.storage.getItem<string>(`data:${id}`)
     if (content === null) throw new GatewayError('not_found', `The content of ${id} is gone.`, { code: 'file_not_found' })
-    return { file: publicFile(meta), content: typeof content === 'string' ? content : JSON.stringify(content) }
+    const text = typeof content === 'string' ? content : JSON.stringify(content)
+    return { file: publicFile(meta), content: meta.encoding === 'base64' ? new TextDecoder().decode(base64ToBytes(text)) : text }
+  }
+
+  /** The content as base64, for chat requests that reference the file by id (file_id). */
+  async base64(id: string, owner: string | undefined): Promise<{ file: FileObject; data: string }> {
+    const meta = await this.meta(id, owner)
+    const content = await this.storage.getItem<string>(`data:${id}`)
+    if (content === null) throw new GatewayError('not_found', `The content of ${id} is gone.`, { code: 'file_not_found' })
+    const text = typeof content === 'string' ? content : JSON.stringify(content)
+    return { file: publicFile(meta), data: meta.encoding === 'base64' ? text : bytesToBase64(new TextEncoder().encode(text)) }
   }
 
   async delete(id: string, owner: string | undefined): Promise<{ id: string; object: 'file'; deleted: true }> {
@@ -90,6 +105,6 @@ export class FileStore {
 }
 
 function publicFile(meta: StoredMeta): FileObject {
-  const { owner: _owner, ...file } = meta
+  const { owner: _owner, encoding: _encoding, ...file } = meta
   return file
 }

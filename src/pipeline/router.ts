@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.js'
 import type { CallContext, Provider } from '../providers/types.js'
 import { backoffMs, order, TargetStats, type BalanceState } from './balance.js'
 import { BreakerBoard, type BreakerStatus, type CircuitBreaker } from './breaker.js'
-import { chatNeeds, EMBED_NEEDS, mergeCapabilities, missingCapability, type Capabilities, type Needs } from './capabilities.js'
+import { chatNeeds, convertsDocuments, EMBED_NEEDS, mergeCapabilities, missingCapability, type Capabilities, type Needs, type NeedsOptions } from './capabilities.js'
 import { isLocal } from './local-error.js'
 import { AliasRouting, parseSection, RoutingConfig, type RuleConfig, type Strategy, type TargetConfig } from './routing-config.js'
 
@@ -61,6 +61,11 @@ export class ModelCatalog {
     return this.byKey.get(`${providerId}/${model}`)
   }
 
+  /** The last loaded list, without waiting (empty before the first load). */
+  current(): CatalogEntry[] {
+    return this.entries
+  }
+
   invalidate(): void {
     this.loadedAt = 0
   }
@@ -107,6 +112,8 @@ export interface RouterOptions {
   /** Clock for breakers and latency; injectable for tests. */
   now?: () => number
   random?: () => number
+  /** Media conversions a target may get instead of a 400 (media.conversions). */
+  media?: NeedsOptions
 }
 
 /** A target as routing sees it: where to send, and what is known and measured about it. */
@@ -241,11 +248,11 @@ export class Router implements Provider {
       // The common case, one named target and no retry or deadline: hand back the provider's own stream, no extra layer.
       if (plan?.direct && plan.retries === 0 && plan.timeoutMs === undefined) {
         const t = plan.targets[0]
-        const needs = chatNeeds(req)
+        const needs = chatNeeds(req, this.opts.media)
         const miss = missingCapability(needs, this.capabilities(t))
-        if (miss) throw capabilityError(plan.name, [{ key: t.key, miss }])
+        if (miss) return this.capabilityFailure(plan.name, [{ key: t.key, miss }], ctx.signal)
         served(ctx, t)
-        return t.provider.chat({ ...req, model: t.model }, ctx)
+        return t.provider.chat(this.requestFor(req, t, needs), ctx)
       }
     } catch (err) {
       return failed(err)
@@ -264,9 +271,10 @@ export class Router implements Provider {
         pull: async (controller) => {
           opening ??= (async () => {
             const plan = known ?? (await this.planAsync(req.model, ctx.signal))
-            const candidates = this.candidates(plan, chatNeeds(req))
+            const needs = chatNeeds(req, this.opts.media)
+            const candidates = await this.candidates(plan, needs, ctx.signal)
             const ordered = order(plan.strategy, candidates, plan.state, this.random, this.config.latency.explore)
-            const opened = await this.attempt(plan, ordered, req, ctx)
+            const opened = await this.attempt(plan, ordered, req, ctx, needs)
             reader = opened.reader
             first = opened.first
             finish = opened.finish
@@ -294,7 +302,7 @@ export class Router implements Provider {
   }
 
   /** Tries the targets in order until one sends its first event. */
-  private async attempt(plan: Plan, ordered: RouteTarget[], req: ChatRequest, ctx: CallContext) {
+  private async attempt(plan: Plan, ordered: RouteTarget[], req: ChatRequest, ctx: CallContext, needs: Needs) {
     let lastError: GatewayError | undefined
     let openUntil = Infinity
     for (const t of ordered) {
@@ -307,7 +315,7 @@ export class Router implements Provider {
         t.stats.inFlight++
         const started = this.now()
         try {
-          const opened = await this.open(t, req, ctx, t.timeoutMs ?? plan.timeoutMs)
+          const opened = await this.open(t, this.requestFor(req, t, needs), ctx, t.timeoutMs ?? plan.timeoutMs)
           t.stats.recordLatency(this.now() - started)
           t.breaker?.success()
           served(ctx, t)
@@ -353,7 +361,7 @@ export class Router implements Provider {
     const onAbort = () => ctrl.abort(ctx.signal.reason)
     ctx.signal.addEventListener('abort', onAbort, { once: true })
     const cleanup = () => ctx.signal.removeEventListener('abort', onAbort)
-    const reader = t.provider.chat({ ...req, model: t.model }, { ...ctx, signal: ctrl.signal }).getReader()
+    const reader = t.provider.chat(req, { ...ctx, signal: ctrl.signal }).getReader()
     let timer: ReturnType<typeof setTimeout> | undefined
     try {
       const read = reader.read()
@@ -380,8 +388,40 @@ export class Router implements Provider {
     }
   }
 
+  /** The request as one target gets it: its model name, and documents to convert when it cannot read them. */
+  private requestFor(req: ChatRequest, t: RouteTarget, needs: Needs): ChatRequest {
+    const out = { ...req, model: t.model }
+    if (convertsDocuments(needs, this.capabilities(t))) out.documentsAsText = true
+    return out
+  }
+
+  /** The 400 for a request no target can take, naming the models that could (from the model lists). */
+  private capabilityFailure(name: string, lacking: Lacking[], signal: AbortSignal): ReadableStream<ChatEvent> {
+    return new ReadableStream({
+      pull: async (c) => {
+        c.error(await this.capabilityError(name, lacking, signal))
+      },
+    })
+  }
+
+  private async capabilityError(name: string, lacking: Lacking[], signal: AbortSignal): Promise<GatewayError> {
+    const capability = lacking[0].miss.capability
+    let able: string[] = []
+    if (capability in MEDIA_KINDS) {
+      const entries = await this.opts.catalog.list(signal).catch(() => this.opts.catalog.current())
+      const probe: Needs = { ...EMBED_NEEDS, embeddings: false, [capability]: true, documentsConvertible: false }
+      able = entries
+        .filter((e) => {
+          const caps = mergeCapabilities(e.info.id, this.config.models[`${e.provider.id}/${e.info.id}`] ?? this.config.models[e.info.id], e.info, e.provider.type)
+          return caps[capability as keyof Capabilities] === true && !missingCapability(probe, caps)
+        })
+        .map((e) => `${e.provider.id}/${e.info.id}`)
+    }
+    return capabilityError(name, lacking, able)
+  }
+
   /** The plan's targets for this request: the first matching rule's, without those lacking a needed capability. */
-  private candidates(plan: Plan, needs: Needs): RouteTarget[] {
+  private async candidates(plan: Plan, needs: Needs, signal: AbortSignal): Promise<RouteTarget[]> {
     let targets = plan.targets
     for (const rule of plan.rules ?? []) {
       if (ruleMatches(rule.when, needs)) {
@@ -396,7 +436,7 @@ export class Router implements Provider {
       if (miss) lacking.push({ key: t.key, miss })
       else fit.push(t)
     }
-    if (fit.length === 0) throw capabilityError(plan.name, lacking)
+    if (fit.length === 0) throw await this.capabilityError(plan.name, lacking, signal)
     return fit
   }
 
@@ -405,7 +445,7 @@ export class Router implements Provider {
     const info = this.opts.catalog.peek(t.provider.id, t.model)
     if (t.caps?.generation === generation) return t.caps.value
     const configured = t.configured ?? this.config.models[t.key] ?? this.config.models[t.model]
-    const value = mergeCapabilities(t.model, configured, info)
+    const value = mergeCapabilities(t.model, configured, info, t.provider.type)
     t.caps = { generation, value }
     return value
   }
@@ -542,15 +582,27 @@ function ruleMatches(when: RuleConfig['when'], needs: Needs): boolean {
   return true
 }
 
-const CAPABILITY_PARAM: Record<string, string> = { vision: 'messages', tools: 'tools', streaming: 'stream', context_window: 'messages', embeddings: 'model', chat: 'model' }
+const CAPABILITY_PARAM: Record<string, string> = { vision: 'messages', documents: 'messages', audio: 'messages', video: 'messages', tools: 'tools', streaming: 'stream', context_window: 'messages', embeddings: 'model', chat: 'model' }
 
-function capabilityError(name: string, lacking: Array<{ key: string; miss: { capability: string; phrase: string } }>): GatewayError {
+/** Request part kinds, by the capability that reads them, for the 400's wording. */
+const MEDIA_KINDS: Record<string, string> = { vision: 'image', documents: 'document', audio: 'audio', video: 'video' }
+
+type Lacking = { key: string; miss: { capability: string; phrase: string } }
+
+function capabilityError(name: string, lacking: Lacking[], able: string[] = []): GatewayError {
   const first = lacking[0]
+  const kind = MEDIA_KINDS[first.miss.capability]
+  const why = kind ? ` The request has ${kind === 'image' || kind === 'audio' ? `an ${kind}` : `a ${kind}`} part.` : ''
   const message =
     lacking.length === 1 && lacking[0].key === name
       ? `The model "${name}" cannot serve this request: it lacks ${first.miss.phrase}, which the request needs.`
       : `No model behind "${name}" can serve this request: ${lacking.map((l) => `${l.key} lacks ${l.miss.phrase}`).join('; ')}.`
-  return new GatewayError('invalid_request', message, { param: CAPABILITY_PARAM[first.miss.capability] ?? 'model', code: 'unsupported_capability' })
+  const alternatives = !kind
+    ? ''
+    : able.length
+      ? ` Models that take ${kind} input: ${able.slice(0, 10).join(', ')}${able.length > 10 ? ` and ${able.length - 10} more` : ''}.`
+      : ` No configured model is known to take ${kind} input.`
+  return new GatewayError('invalid_request', message + why + alternatives, { param: CAPABILITY_PARAM[first.miss.capability] ?? 'model', code: 'unsupported_capability' })
 }
 
 function served(ctx: CallContext, t: Target): void {

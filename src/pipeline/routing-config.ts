@@ -9,6 +9,10 @@ import { ConfigError, formatPath } from '../config.js'
 const CapabilitiesConfig = z.strictObject({
   tools: z.boolean().optional(),
   vision: z.boolean().optional(),
+  /** Binary documents (PDF …), audio and video input. */
+  documents: z.boolean().optional(),
+  audio: z.boolean().optional(),
+  video: z.boolean().optional(),
   embeddings: z.boolean().optional(),
   streaming: z.boolean().optional(),
   contextWindow: z.number().int().positive().optional(),

@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi'
+import { base64ToBytes } from '../core/media.js'
 import { GatewayError } from '../errors.js'
 import { FILE_PURPOSES, type FileStore } from '../jobs/files.js'
 import { describeLineErrors, jsonlLines, parseBatchJsonl } from '../jobs/jsonl.js'
@@ -82,6 +83,9 @@ export function fileRoutes(app: GatewayApp, deps: FileRouteDeps): void {
       const file = form.file
       if (!(file instanceof Blob)) throw new GatewayError('invalid_request', "Missing required parameter: 'file'.", { param: 'file', code: 'missing_required_parameter' })
       if (file.size > deps.maxBytes) throw tooLarge(deps.maxBytes)
+      const name = (file as File).name || 'upload'
+      // JSONL is validated as text; other uploads (PDFs, images for chat file_id references) are kept byte for byte.
+      if (purpose !== 'batch' && purpose !== 'fine-tune') return c.json(await deps.files.create(new Uint8Array(await file.arrayBuffer()), name, purpose, c.get('keyId')))
       const text = await file.text()
       if (purpose === 'batch') {
         const { errors } = parseBatchJsonl(text)
@@ -90,7 +94,6 @@ export function fileRoutes(app: GatewayApp, deps: FileRouteDeps): void {
         const problem = deps.validateFineTune ? deps.validateFineTune(text) : jsonlLines(text).length === 0 ? 'line 1: The file has no examples.' : undefined
         if (problem) throw new GatewayError('invalid_request', `Invalid training file: ${problem}`, { param: 'file', code: 'invalid_jsonl' })
       }
-      const name = (file as File).name || 'upload'
       return c.json(await deps.files.create(text, name, purpose, c.get('keyId')))
     },
   )
@@ -133,8 +136,8 @@ export function fileRoutes(app: GatewayApp, deps: FileRouteDeps): void {
       responses: { 200: { description: 'The raw content', content: { 'application/octet-stream': { schema: z.string() } } }, 404: jsonContent(Error, 'No such file') },
     },
     async (c) => {
-      const { file, content } = await deps.files.content(c.req.param('file_id') ?? '', c.get('keyId'))
-      return c.body(content, 200, { 'content-type': file.filename.endsWith('.jsonl') ? 'application/jsonl' : 'application/octet-stream' })
+      const { file, data } = await deps.files.base64(c.req.param('file_id') ?? '', c.get('keyId'))
+      return c.body(base64ToBytes(data) as Uint8Array<ArrayBuffer>, 200, { 'content-type': file.filename.endsWith('.jsonl') ? 'application/jsonl' : 'application/octet-stream' })
     },
   )
 

@@ -12,6 +12,7 @@ import { SSE_HEADERS } from '../streaming/sse.js'
 import { silentLogger } from '../logger.js'
 import type { AppEnv } from './env.js'
 import { limitHeaders } from './limit-headers.js'
+import { conversionsHeader } from '../pipeline/media.js'
 
 /** How a dialect writes a stream (see src/streaming/session.ts): frames before, per event, after, for an in-band error, and optionally for progress. */
 export type { StreamEncoder } from '../streaming/session.js'
@@ -58,6 +59,8 @@ export function gatewayHeaders(ctx: CallContext, c: Context<AppEnv>): Record<str
   if (typeof served === 'string') headers['x-gateway-model'] = served
   const cache = ctx.meta?.cache
   if (typeof cache === 'string') headers['x-gateway-cache'] = cache
+  const conversions = conversionsHeader(ctx.meta)
+  if (conversions) headers['x-gateway-conversions'] = conversions
   headers['server-timing'] = serverTiming(c, ctx.meta)
   Object.assign(headers, limitHeaders(ctx.meta))
   return headers

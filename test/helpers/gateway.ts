@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { createGateway, type Gateway, type GatewayDeps } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { attachWebSockets, nodeWebSocketUpgrade } from '../../src/entry/node-ws.js'
+import { guardedLookup, nodeResolveHost } from '../../src/entry/node-dns.js'
 import { undiciClient } from '../../src/entry/undici-client.js'
 import { zlibCompressor } from '../../src/entry/zlib-compressor.js'
 import { silentLogger } from '../../src/logger.js'
@@ -23,7 +24,7 @@ export interface RunningGateway {
  */
 export async function startGateway(rawConfig: Record<string, unknown> = {}, deps: GatewayDeps = {}, env: Record<string, string | undefined> = {}): Promise<RunningGateway> {
   const config = loadConfig(rawConfig, env)
-  const gateway = await createGateway(config, { http: undiciClient(), logger: silentLogger, compressor: zlibCompressor, webSocket: nodeWebSocketUpgrade, remoteAddress: (c) => getConnInfo(c).remote.address, ...deps })
+  const gateway = await createGateway(config, { http: undiciClient(), mediaHttp: undiciClient({ lookup: guardedLookup }), resolveHost: nodeResolveHost, logger: silentLogger, compressor: zlibCompressor, webSocket: nodeWebSocketUpgrade, remoteAddress: (c) => getConnInfo(c).remote.address, ...deps })
   const server = serve({ fetch: gateway.fetch, port: 0, hostname: '127.0.0.1' })
   const detachBridges = attachWebSockets(server as unknown as BridgeServer, gateway)
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))

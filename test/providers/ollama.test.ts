@@ -6,7 +6,6 @@ import { undiciClient } from '../../src/entry/undici-client.js'
 import { GatewayError } from '../../src/errors.js'
 import { ollamaProvider } from '../../src/providers/ollama/index.js'
 import { fetchClient } from '../../src/providers/shared/http.js'
-import { inlineImageUrls } from '../../src/providers/shared/inline-media.js'
 import * as fx from '../fixtures/ollama/api.js'
 import { sleep, startUpstream, type FakeUpstream, type RecordedRequest } from '../helpers/upstream.js'
 import { providerContract, type Scenario } from '../provider-contract.js'
@@ -175,27 +174,13 @@ describe('ollama specifics', () => {
     expect(r.content[0]).toMatchObject({ type: 'tool_call', name: 'get_weather', arguments: '{"city":"Paris"}', id: expect.stringMatching(/^call_/) })
   })
 
-  it('downloads linked images (allowed by server.allowRemoteMedia) and sends them inline', async () => {
-    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64')
-    reply = (req, res) => {
-      if (req.url === '/cat.png') return void res.writeHead(200, { 'content-type': 'image/png' }).end(png)
-      if (req.url === '/page.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html></html>')
-      if (req.url === '/gone.png') return json(res, 404, {})
-      return writeNdjson(res, fx.streamText)
-    }
-    const withImage = (url: string): ChatRequest => ({ model: 'llama3.2', stream: true, messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image', mimeType: 'image/jpeg', url }] }] })
-    await aggregate(provider().chat(withImage(`${up.url}/cat.png`), ctx()))
-    expect(lastBody().messages[0]).toEqual({ role: 'user', content: 'What is this?', images: [png.toString('base64')] })
-    for (const [path, why] of [
-      ['/gone.png', 'answered 404'],
-      ['/page.html', 'not an image'],
-    ]) {
-      const err = await aggregate(provider().chat(withImage(`${up.url}${path}`), ctx())).catch((e) => e)
-      expect(err).toMatchObject({ kind: 'invalid_request', status: 400, code: 'invalid_image_url', param: 'messages[0].content[1]' })
-      expect(err.message).toContain(why)
-    }
-    const big = await inlineImageUrls(withImage(`${up.url}/cat.png`).messages, undiciClient(), new AbortController().signal, 10).catch((e) => e)
-    expect(big.message).toContain('larger than 10 bytes')
+  it('refuses a linked image with a clear 400 (the gateway media stage downloads links before any provider sees them)', async () => {
+    const before = up.requests.length
+    const req: ChatRequest = { model: 'llama3.2', stream: true, messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image', mimeType: 'image/png', url: `${up.url}/cat.png` }] }] }
+    const err = await aggregate(provider().chat(req, ctx())).catch((e: unknown) => e)
+    expect(err).toMatchObject({ kind: 'invalid_request', status: 400, code: 'invalid_image_url' })
+    expect((err as Error).message).toContain('inline only')
+    expect(up.requests.length).toBe(before)
   })
 
   it('refuses audio and broken tool arguments with a clear 400 before calling Ollama', async () => {

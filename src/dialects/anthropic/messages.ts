@@ -1,5 +1,5 @@
 import { newId } from '../../core/ids.js'
-import { isHttpUrl } from '../../core/media.js'
+import { isHttpUrl, mimeFromName } from '../../core/media.js'
 import { readSignature } from '../../core/thinking-signature.js'
 import type { CacheControl, ChatEvent, ChatRequest, ChatResult, FinishReason, ImagePart, DocumentPart, Message, Part, TextPart, ToolChoice, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
@@ -131,7 +131,9 @@ function media(b: Block<'image'> | Block<'document'>, at: string, opts: DecodeOp
   if (b.type === 'image') {
     const src = b.source
     if (src.type === 'base64') return { type: 'image', mimeType: src.media_type, data: src.data, ...extra }
-    return { type: 'image', mimeType: guessImageMime(src.url), url: remote(src.url, `${at}.source.url`, opts), ...extra }
+    // Files API uploads are resolved for the caller's key by the media stage; the type comes from the bytes.
+    if (src.type === 'file') return { type: 'image', mimeType: 'image/png', fileId: src.file_id, ...extra }
+    return { type: 'image', mimeType: mimeFromName(src.url) ?? 'image/jpeg', url: remote(src.url, `${at}.source.url`, opts), ...extra }
   }
   const doc: DocumentPart = { type: 'document', mimeType: 'application/pdf', ...extra }
   if (b.title) doc.title = b.title
@@ -144,7 +146,9 @@ function media(b: Block<'image'> | Block<'document'>, at: string, opts: DecodeOp
     case 'text':
       return { ...doc, mimeType: s.media_type ?? 'text/plain', text: s.data }
     case 'url':
-      return { ...doc, url: remote(s.url, `${at}.source.url`, opts) }
+      return { ...doc, mimeType: mimeFromName(s.url) ?? 'application/pdf', url: remote(s.url, `${at}.source.url`, opts) }
+    case 'file':
+      return { ...doc, fileId: s.file_id }
     case 'content': {
       const text = typeof s.content === 'string' ? s.content : s.content.map((c) => c.text ?? '').join('\n')
       return { ...doc, mimeType: 'text/plain', text }
@@ -158,14 +162,6 @@ function remote(url: string, param: string, opts: DecodeOptions): string {
     throw new GatewayError('invalid_request', `${param}: URL sources are disabled on this gateway; send the data as a base64 source, or enable server.allowRemoteMedia.`, { param })
   }
   return url
-}
-
-function guessImageMime(url: string): string {
-  const path = url.split(/[?#]/)[0].toLowerCase()
-  if (path.endsWith('.png')) return 'image/png'
-  if (path.endsWith('.gif')) return 'image/gif'
-  if (path.endsWith('.webp')) return 'image/webp'
-  return 'image/jpeg'
 }
 
 function userPart(b: ContentBlock, at: string, opts: DecodeOptions): Part {

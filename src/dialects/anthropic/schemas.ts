@@ -13,6 +13,7 @@ const TextBlock = z.looseObject({ type: z.literal('text'), text: z.string(), cac
 const ImageSource = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('base64'), media_type: z.string(), data: z.string() }),
   z.looseObject({ type: z.literal('url'), url: z.string() }),
+  z.looseObject({ type: z.literal('file'), file_id: z.string().min(1) }),
 ])
 const ImageBlock = z.looseObject({ type: z.literal('image'), source: ImageSource, cache_control: CacheControl })
 
@@ -20,6 +21,7 @@ const DocumentSource = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('base64'), media_type: z.string(), data: z.string() }),
   z.looseObject({ type: z.literal('text'), media_type: z.string().optional(), data: z.string() }),
   z.looseObject({ type: z.literal('url'), url: z.string() }),
+  z.looseObject({ type: z.literal('file'), file_id: z.string().min(1) }),
   z.looseObject({ type: z.literal('content'), content: z.union([z.string(), z.array(z.looseObject({ type: z.string(), text: z.string().optional() }))]) }),
 ])
 const DocumentBlock = z.looseObject({

@@ -1,5 +1,5 @@
 import { newId, nowSeconds } from '../../core/ids.js'
-import { isHttpUrl, parseDataUrl } from '../../core/media.js'
+import { base64Head, isHttpUrl, mimeFromName, parseDataUrl, sniffMime } from '../../core/media.js'
 import type { ChatEvent, ChatRequest, ChatResult, ContentPart, FinishReason, Message, Part, ToolChoice, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import type { Progress } from '../../streaming/progress.js'
@@ -102,17 +102,26 @@ export function decodeContent(content: WireContent, param: string, opts: DecodeO
       case 'image_url':
         return { type: 'image', ...mediaFromUrl(p.image_url.url, `${at}.image_url.url`, opts), ...(p.image_url.detail ? { detail: p.image_url.detail } : {}) }
       case 'input_audio':
-        return { type: 'audio', mimeType: p.input_audio.format === 'mp3' ? 'audio/mpeg' : `audio/${p.input_audio.format}`, data: p.input_audio.data }
+        return { type: 'audio', mimeType: AUDIO_FORMATS[p.input_audio.format.toLowerCase()] ?? `audio/${p.input_audio.format.toLowerCase()}`, data: p.input_audio.data }
       case 'file': {
-        if (p.file.file_data) {
-          const parsed = parseDataUrl(p.file.file_data)
-          const media = parsed ?? { mimeType: 'application/pdf', data: p.file.file_data }
-          return { type: 'document', ...media, ...(p.file.filename ? { title: p.file.filename } : {}) }
-        }
-        throw new GatewayError('invalid_request', `${at}.file: file_id references are not supported here; send file_data.`, { param: `${at}.file` })
+        const title = p.file.filename ? { title: p.file.filename } : {}
+        if (p.file.file_data) return { type: 'document', ...fileData(p.file.file_data, p.file.filename), ...title }
+        // Resolved from the Files API, for the caller's key, by the media stage (src/pipeline/media.ts).
+        if (p.file.file_id) return { type: 'document', mimeType: mimeFromName(p.file.filename ?? '') ?? 'application/pdf', fileId: p.file.file_id, ...title }
+        throw new GatewayError('invalid_request', `${at}.file: send file_data (base64, or a data: URL) or file_id (an upload from POST /v1/files).`, { param: `${at}.file`, code: 'missing_required_parameter' })
       }
     }
   })
+}
+
+const AUDIO_FORMATS: Record<string, string> = { wav: 'audio/wav', mp3: 'audio/mpeg', flac: 'audio/flac', ogg: 'audio/ogg', aac: 'audio/aac', m4a: 'audio/mp4', webm: 'audio/webm', pcm16: 'audio/pcm' }
+
+/** `file_data` is a data: URL or bare base64; bare data gets its type from its bytes, then its name. */
+export function fileData(fileData: string, filename: string | undefined): { mimeType: string; data: string } {
+  const parsed = parseDataUrl(fileData)
+  if (parsed) return parsed
+  const sniffed = sniffMime(base64Head(fileData) ?? new Uint8Array())
+  return { mimeType: sniffed ?? mimeFromName(filename ?? '') ?? 'application/pdf', data: fileData }
 }
 
 function mediaFromUrl(url: string, param: string, opts: DecodeOptions): { mimeType: string; data?: string; url?: string } {

@@ -1,5 +1,6 @@
 import { newId, nowSeconds } from '../../core/ids.js'
-import { isHttpUrl, parseDataUrl } from '../../core/media.js'
+import { isHttpUrl, mimeFromName, parseDataUrl } from '../../core/media.js'
+import { fileData } from './chat.js'
 import type { ChatEvent, ChatRequest, ChatResult, ContentPart, FinishReason, Message, Part, ToolDefinition, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import type { SseFrame } from '../../streaming/sse.js'
@@ -167,20 +168,30 @@ function messageContent(content: WireContent, param: string, opts: DecodeOptions
       case 'refusal':
         return { type: 'text', text: p.refusal }
       case 'input_image': {
-        if (!p.image_url) throw new GatewayError('invalid_request', `${at}: file_id references are not supported here; send image_url (a data: URL).`, { param: `${at}.image_url` })
-        const data = parseDataUrl(p.image_url)
         const detail = p.detail ? { detail: p.detail } : {}
+        // A Files API upload, resolved for the caller's key by the media stage; its type comes from its bytes.
+        if (!p.image_url && p.file_id) return { type: 'image', mimeType: 'image/png', fileId: p.file_id, ...detail }
+        if (!p.image_url) throw new GatewayError('invalid_request', `${at}: send image_url (a data: URL or an http(s) URL) or file_id.`, { param: `${at}.image_url`, code: 'missing_required_parameter' })
+        const data = parseDataUrl(p.image_url)
         if (data) return { type: 'image', ...data, ...detail }
-        if (isHttpUrl(p.image_url) && opts.allowRemoteMedia) return { type: 'image', mimeType: 'image/jpeg', url: p.image_url, ...detail }
+        if (isHttpUrl(p.image_url) && opts.allowRemoteMedia) return { type: 'image', mimeType: mimeFromName(p.image_url) ?? 'image/jpeg', url: p.image_url, ...detail }
         throw new GatewayError('invalid_request', `${at}.image_url: expected a data: URL with base64 data${opts.allowRemoteMedia ? ' or an http(s) URL' : ' (remote URLs are disabled on this gateway)'}.`, {
           param: `${at}.image_url`,
           code: 'invalid_image_url',
         })
       }
       case 'input_file': {
-        if (!p.file_data) throw new GatewayError('invalid_request', `${at}: only file_data is supported here (no file_id or file_url).`, { param: `${at}.file_data` })
-        const media = parseDataUrl(p.file_data) ?? { mimeType: 'application/pdf', data: p.file_data }
-        return { type: 'document', ...media, ...(p.filename ? { title: p.filename } : {}) }
+        const title = p.filename ? { title: p.filename } : {}
+        if (p.file_data) return { type: 'document', ...fileData(p.file_data, p.filename), ...title }
+        if (p.file_id) return { type: 'document', mimeType: mimeFromName(p.filename ?? '') ?? 'application/pdf', fileId: p.file_id, ...title }
+        if (p.file_url) {
+          if (!isHttpUrl(p.file_url)) throw new GatewayError('invalid_request', `${at}.file_url: expected an http(s) URL.`, { param: `${at}.file_url`, code: 'invalid_media_url' })
+          if (!opts.allowRemoteMedia) {
+            throw new GatewayError('invalid_request', `${at}.file_url: remote files are disabled on this gateway; send file_data (base64) or file_id, or enable server.allowRemoteMedia.`, { param: `${at}.file_url`, code: 'invalid_media_url' })
+          }
+          return { type: 'document', mimeType: mimeFromName(p.file_url) ?? mimeFromName(p.filename ?? '') ?? 'application/pdf', url: p.file_url, ...title }
+        }
+        throw new GatewayError('invalid_request', `${at}: send file_data, file_id or file_url.`, { param: `${at}.file_data`, code: 'missing_required_parameter' })
       }
     }
   })

@@ -1,3 +1,4 @@
+import { GatewayError } from '../../errors.js'
 import type { CacheControl, ChatRequest, DocumentPart, ImagePart, Message, Part, TextPart } from '../../core/types.js'
 
 type Block = Record<string, unknown>
@@ -100,8 +101,9 @@ function toBlock(p: Part, ownId: string): Block | undefined {
       if (p.provider !== ownId) return undefined
       if (p.redacted) return { type: 'redacted_thinking', data: p.redacted }
       return p.signature ? { type: 'thinking', thinking: p.text, signature: p.signature } : undefined
-    default:
-      return undefined
+    case 'audio':
+    case 'video':
+      throw new GatewayError('invalid_request', `The Anthropic Messages API has no ${p.type} content block; send a transcript or frames as text or images.`, { param: 'messages', code: 'unsupported_content' })
   }
 }
 

@@ -1,4 +1,4 @@
-import type { CacheControl, ChatRequest, DocumentPart, ImagePart, Message, Part } from '../../core/types.js'
+import type { CacheControl, ChatRequest, DocumentPart, ImagePart, Message, Part, VideoPart } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 
 /**
@@ -11,6 +11,18 @@ type Block = Record<string, unknown>
 
 const CACHE_POINT: Block = { cachePoint: { type: 'default' } }
 const IMAGE_FORMATS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/jpg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' }
+const VIDEO_FORMATS: Record<string, string> = {
+  'video/mp4': 'mp4',
+  'video/quicktime': 'mov',
+  'video/mov': 'mov',
+  'video/x-matroska': 'mkv',
+  'video/webm': 'webm',
+  'video/x-flv': 'flv',
+  'video/mpeg': 'mpeg',
+  'video/mpg': 'mpg',
+  'video/x-ms-wmv': 'wmv',
+  'video/3gpp': 'three_gp',
+}
 const DOC_FORMATS: Record<string, string> = {
   'application/pdf': 'pdf',
   'text/csv': 'csv',
@@ -115,10 +127,18 @@ function blockOf(p: Part, param: string, thinkingProvider: string | undefined): 
       if (!thinkingProvider || p.provider !== thinkingProvider) return null
       if (p.redacted) return { reasoningContent: { redactedContent: p.redacted } }
       return { reasoningContent: { reasoningText: { text: p.text, ...(p.signature ? { signature: p.signature } : {}) } } }
-    case 'audio':
     case 'video':
-      throw new GatewayError('invalid_request', `Bedrock Converse does not accept ${p.type} input here.`, { param })
+      return { video: video(p, param) }
+    case 'audio':
+      throw new GatewayError('invalid_request', `${param}: Bedrock Converse has no audio content block; send a transcript as text.`, { param, code: 'unsupported_content' })
   }
+}
+
+function video(p: VideoPart, param: string): Block {
+  const format = VIDEO_FORMATS[p.mimeType.toLowerCase()]
+  if (!format) throw new GatewayError('invalid_request', `${param}: Bedrock accepts mp4, mov, mkv, webm, flv, mpeg, wmv and 3gp video, not ${p.mimeType}.`, { param, code: 'unsupported_content' })
+  if (!p.data) throw new GatewayError('invalid_request', `${param}: Bedrock needs video bytes, not a link.`, { param })
+  return { format, source: { bytes: p.data } }
 }
 
 function image(p: ImagePart, param: string): Block {

@@ -4,7 +4,6 @@ import { GatewayError } from '../../errors.js'
 import { decodeNdjson } from '../../streaming/decode.js'
 import { embedBatchOptions, embedInBatches, Vector } from '../shared/embed-batches.js'
 import { headerDeadline, send, type HttpClient, type HttpResponse } from '../shared/http.js'
-import { inlineImageUrls } from '../shared/inline-media.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { ollamaError } from './errors.js'
@@ -83,8 +82,8 @@ export function ollamaProvider(input: OllamaOptions, http: HttpClient): Provider
     },
     chat(req: ChatRequest, ctx: CallContext) {
       return eventStream(ctx.signal, async function* (signal): AsyncGenerator<ChatEvent> {
-        const messages = await inlineImageUrls(req.messages, http, signal)
-        const res = await post('/api/chat', req.model, toOllamaChatBody({ ...req, messages }, defaults), signal)
+        // Linked images arrive here already downloaded by the media stage (src/pipeline/media.ts), SSRF-checked.
+        const res = await post('/api/chat', req.model, toOllamaChatBody(req, defaults), signal)
         const mapper = new OllamaLineMapper(id)
         const out: ChatEvent[] = []
         let done = false

@@ -1,4 +1,5 @@
 import type { ChatRequest, Message, Part, ToolResultPart } from '../../core/types.js'
+import { GatewayError } from '../../errors.js'
 
 /** Core request → OpenAI /v1/chat/completions body. Shared by every OpenAI-wire provider. */
 export function toOpenAIChatBody(req: ChatRequest, model: string, stream: boolean): Record<string, unknown> {
@@ -39,7 +40,7 @@ export function toOpenAIChatBody(req: ChatRequest, model: string, stream: boolea
 
 export function toOpenAIMessages(messages: Message[]): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = []
-  for (const m of messages) {
+  for (const [i, m] of messages.entries()) {
     if (m.role === 'tool') {
       for (const p of m.content) if (p.type === 'tool_result') out.push(toolMessage(p))
       continue
@@ -53,7 +54,7 @@ export function toOpenAIMessages(messages: Message[]): Array<Record<string, unkn
       out.push(msg)
       continue
     }
-    const parts = m.content.map(contentPart).filter((p): p is Record<string, unknown> => p !== null)
+    const parts = m.content.map((p, j) => contentPart(p, `messages[${i}].content[${j}]`)).filter((p): p is Record<string, unknown> => p !== null)
     const allText = parts.every((p) => p.type === 'text')
     const msg: Record<string, unknown> = {
       role: m.role,
@@ -70,18 +71,36 @@ function toolMessage(p: ToolResultPart): Record<string, unknown> {
   return { role: 'tool', tool_call_id: p.callId, content: p.isError ? `Error: ${text}` : text }
 }
 
-function contentPart(p: Part): Record<string, unknown> | null {
+const AUDIO_FORMATS: Record<string, string> = { 'audio/wav': 'wav', 'audio/x-wav': 'wav', 'audio/wave': 'wav', 'audio/mpeg': 'mp3', 'audio/mp3': 'mp3' }
+
+function contentPart(p: Part, param: string): Record<string, unknown> | null {
   switch (p.type) {
     case 'text':
       return { type: 'text', text: p.text }
     case 'image':
       return { type: 'image_url', image_url: { url: p.url ?? `data:${p.mimeType};base64,${p.data}`, ...(p.detail ? { detail: p.detail } : {}) } }
-    case 'audio':
-      return p.data ? { type: 'input_audio', input_audio: { data: p.data, format: p.mimeType.includes('mp') ? 'mp3' : 'wav' } } : null
+    case 'audio': {
+      if (!p.data) throw unsupported('audio by link: the OpenAI chat API takes input_audio as base64 data only', param)
+      const mime = p.mimeType.toLowerCase()
+      return { type: 'input_audio', input_audio: { data: p.data, format: AUDIO_FORMATS[mime] ?? mime.replace(/^audio\//, '') } }
+    }
     case 'document':
       if (p.text !== undefined) return { type: 'text', text: p.text }
-      return p.data ? { type: 'file', file: { filename: p.title ?? 'document.pdf', file_data: `data:${p.mimeType};base64,${p.data}` } } : null
+      if (!p.data) throw unsupported('documents by link: the OpenAI chat API takes file parts as file_data (base64) only', param)
+      return { type: 'file', file: { filename: p.title ?? defaultName(p.mimeType), file_data: `data:${p.mimeType};base64,${p.data}` } }
+    case 'video':
+      throw unsupported('video input: the OpenAI chat API has no video content part', param)
     default:
       return null
   }
+}
+
+function unsupported(what: string, param: string): GatewayError {
+  return new GatewayError('invalid_request', `${param}: this provider cannot take ${what}.`, { param, code: 'unsupported_content' })
+}
+
+/** OpenAI reads the file type from its name's extension. */
+function defaultName(mime: string): string {
+  const ext: Record<string, string> = { 'application/pdf': 'pdf', 'text/plain': 'txt', 'text/markdown': 'md', 'text/csv': 'csv', 'application/json': 'json' }
+  return `document.${ext[mime.toLowerCase()] ?? 'pdf'}`
 }

@@ -16,6 +16,8 @@ export interface HttpRequestInit {
   headers: Record<string, string>
   body?: string | Uint8Array
   signal?: AbortSignal
+  /** `manual`: hand back 3xx answers instead of following them (the media fetcher checks every hop). undici's request never follows. */
+  redirect?: 'manual'
 }
 
 /**
@@ -28,7 +30,7 @@ const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} }
 
 export function fetchClient(f: (input: string, init: RequestInit) => Promise<Response> = (i, o) => fetch(i, o)): HttpClient {
   return async (url, init) => {
-    const res = await f(url, { method: init.method, headers: init.headers, body: init.body as BodyInit | undefined, signal: init.signal })
+    const res = await f(url, { method: init.method, headers: init.headers, body: init.body as BodyInit | undefined, signal: init.signal, ...(init.redirect ? { redirect: init.redirect } : {}) })
     const body = res.body
     return {
       status: res.status,

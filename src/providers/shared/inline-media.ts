@@ -1,30 +1,173 @@
-import type { ImagePart, Message } from '../../core/types.js'
+import { bareMime, bytesToBase64, sniffMime } from '../../core/media.js'
+import type { ContentPart, Message, TextPart } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
+import { ipLiteral, isBlockedAddress } from './address-guard.js'
 import type { HttpClient } from './http.js'
 
-/** Most bytes one linked image may have; the APIs that take inline images cap them near this. */
+/** Most bytes one linked file may have; the APIs that take inline media cap them near this. */
 export const MAX_MEDIA_BYTES = 20 * 1024 * 1024
 
+/** Resolves a DNS name to its addresses (node:dns `lookup(host, {all: true})` on Node and Bun). */
+export type ResolveHost = (host: string) => Promise<string[]>
+
+export interface RemoteMediaOptions {
+  http: HttpClient
+  /**
+   * Without it, DNS names cannot be checked before the connection: only IP
+   * literals are (Workers: the platform itself cannot reach private networks).
+   */
+  resolveHost?: ResolveHost
+  /** Host patterns allowed: `example.com`, `*.example.com`, or `*` for any public host. */
+  allowHosts: string[]
+  timeoutMs: number
+  maxBytes: number
+  maxRedirects: number
+}
+
+export interface FetchedMedia {
+  /** The served content-type, or what the bytes are when the server did not say. */
+  mimeType: string
+  data: string
+  bytes: number
+}
+
 /**
- * For backends that take images only inline (Ollama): downloads every image
- * given by URL and returns the messages with base64 data instead. Links only
- * reach a provider when the gateway allows remote media (server.allowRemoteMedia).
+ * Downloads media a client linked to, for the gateway to send inline. The
+ * one way the gateway fetches a client-chosen URL: http(s) only, no
+ * credentials in the URL, hosts from the allowlist, never a private,
+ * loopback or link-local address (literal, or what the name resolves to),
+ * redirects followed by hand with every hop checked again, a deadline for the
+ * whole download and a byte cap counted as the body arrives.
  */
-export async function inlineImageUrls(messages: Message[], http: HttpClient, signal: AbortSignal, maxBytes = MAX_MEDIA_BYTES): Promise<Message[]> {
+export function remoteMediaFetcher(opts: RemoteMediaOptions): (url: string, param: string, signal: AbortSignal) => Promise<FetchedMedia> {
+  const exact = new Set<string>()
+  const suffixes: string[] = []
+  let any = false
+  for (const pattern of opts.allowHosts.map((h) => h.toLowerCase())) {
+    if (pattern === '*') any = true
+    else if (pattern.startsWith('*.')) suffixes.push(pattern.slice(1))
+    else exact.add(pattern)
+  }
+  const allowed = (host: string) => any || exact.has(host) || suffixes.some((s) => host.endsWith(s))
+
+  async function check(url: URL, fail: (why: string) => GatewayError): Promise<void> {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw fail(`only http and https URLs are fetched, not ${url.protocol}`)
+    if (url.username || url.password) throw fail('URLs with credentials are not fetched')
+    const host = url.hostname.toLowerCase()
+    if (!allowed(host)) throw fail(`the host ${host} is not in this gateway's media.remote.allowHosts`)
+    const literal = ipLiteral(host)
+    if (literal !== undefined) {
+      if (isBlockedAddress(literal)) throw fail(`${literal} is a private, loopback or link-local address`)
+      return
+    }
+    if (host === 'localhost' || host.endsWith('.localhost')) throw fail(`${host} is a loopback name`)
+    if (!opts.resolveHost) return
+    let addresses: string[]
+    try {
+      addresses = await opts.resolveHost(host)
+    } catch {
+      throw fail(`the name ${host} does not resolve`)
+    }
+    const blocked = addresses.find(isBlockedAddress)
+    if (blocked !== undefined || addresses.length === 0) throw fail(`${host} resolves to ${blocked ?? 'no address'}, a private, loopback or link-local address`)
+  }
+
+  return async (link, param, parent) => {
+    const fail = (why: string, kind: 'invalid_request' | 'payload_too_large' | 'timeout' = 'invalid_request') =>
+      new GatewayError(kind, `${param}: the file at ${safeUrl(link)} was not fetched: ${why}.`, { param, code: kind === 'payload_too_large' ? 'media_too_large' : 'invalid_media_url' })
+    const deadline = AbortSignal.timeout(opts.timeoutMs)
+    const signal = AbortSignal.any([parent, deadline])
+    let url: URL
+    try {
+      url = new URL(link)
+    } catch {
+      throw fail('it is not a valid URL')
+    }
+    try {
+      for (let hop = 0; ; hop++) {
+        await check(url, fail)
+        const res = await opts.http(url.href, { method: 'GET', headers: { accept: '*/*' }, signal, redirect: 'manual' })
+        if (res.status >= 300 && res.status < 400) {
+          await res.discard()
+          const location = res.header('location')
+          if (!location) throw fail(`the server answered ${res.status} with no Location`)
+          if (hop >= opts.maxRedirects) throw fail(`more than ${opts.maxRedirects} redirects`)
+          url = new URL(location, url)
+          continue
+        }
+        if (res.status >= 400) {
+          await res.discard()
+          throw fail(`the server answered ${res.status}`)
+        }
+        const declared = Number(res.header('content-length') ?? 'NaN')
+        if (declared > opts.maxBytes) {
+          await res.discard()
+          throw fail(`it is larger than ${opts.maxBytes} bytes`, 'payload_too_large')
+        }
+        const chunks: Uint8Array[] = []
+        let size = 0
+        for await (const chunk of res.body) {
+          size += chunk.byteLength
+          if (size > opts.maxBytes) {
+            await res.discard()
+            throw fail(`it is larger than ${opts.maxBytes} bytes`, 'payload_too_large')
+          }
+          chunks.push(chunk)
+        }
+        const served = bareMime(res.header('content-type') ?? '')
+        const head = chunks[0]?.subarray(0, 48) ?? new Uint8Array()
+        const mimeType = !served || served === 'application/octet-stream' || served === 'binary/octet-stream' ? (sniffMime(head) ?? 'application/octet-stream') : served
+        return { mimeType, data: bytesToBase64(chunks), bytes: size }
+      }
+    } catch (err) {
+      if (err instanceof GatewayError) throw err
+      if (parent.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { cause: err })
+      if (deadline.aborted) throw fail(`it took longer than ${opts.timeoutMs} ms`, 'timeout')
+      throw fail((err as { code?: string }).code === 'ECONNREFUSED' ? 'the connection was refused' : 'it could not be downloaded')
+    }
+  }
+}
+
+/** Scheme, host and path: never the query (signed URLs carry secrets there). */
+function safeUrl(link: string): string {
+  try {
+    const u = new URL(link)
+    return `${u.protocol}//${u.host}${u.pathname}`
+  } catch {
+    return 'the given URL'
+  }
+}
+
+type Fetch = ReturnType<typeof remoteMediaFetcher>
+
+/**
+ * Replaces every linked file (images, documents, audio, video, also inside
+ * tool results) with its downloaded bytes. The served type wins over a type
+ * guessed from the URL; the caller checks it against the bytes.
+ */
+export async function inlineMediaUrls(messages: Message[], fetchMedia: Fetch, signal: AbortSignal): Promise<Message[]> {
   const pending: Array<Promise<void>> = []
+  const inline = <P extends ContentPart>(p: P, param: string): P => {
+    if (p.type === 'text') return p
+    const media = p as Exclude<ContentPart, TextPart>
+    if (media.data !== undefined || !media.url) return p
+    const part = { ...media }
+    pending.push(
+      fetchMedia(media.url, param, signal).then((got) => {
+        part.data = got.data
+        part.mimeType = got.mimeType
+        delete part.url
+      }),
+    )
+    return part as P
+  }
   const out = messages.map((m, i): Message => {
-    if (!m.content.some(hasUrl)) return m
+    if (!m.content.some((p) => hasUrl(p) || (p.type === 'tool_result' && p.content.some(hasUrl)))) return m
     const content = m.content.map((p, j) => {
-      if (!hasUrl(p)) return p
-      const part: ImagePart = { ...p }
-      pending.push(
-        download(http, p.url!, signal, maxBytes, `messages[${i}].content[${j}]`).then((media) => {
-          part.data = media.data
-          part.mimeType = media.mimeType
-          delete part.url
-        }),
-      )
-      return part
+      const at = `messages[${i}].content[${j}]`
+      if (p.type === 'tool_result') return p.content.some(hasUrl) ? { ...p, content: p.content.map((c, k) => inline(c, `${at}.content[${k}]`)) } : p
+      if (p.type === 'tool_call' || p.type === 'thinking') return p
+      return inline(p, at)
     })
     return { ...m, content }
   })
@@ -32,43 +175,6 @@ export async function inlineImageUrls(messages: Message[], http: HttpClient, sig
   return out
 }
 
-function hasUrl(p: Message['content'][number]): p is ImagePart {
-  return p.type === 'image' && !p.data && typeof p.url === 'string'
-}
-
-async function download(http: HttpClient, url: string, signal: AbortSignal, maxBytes: number, param: string): Promise<{ mimeType: string; data: string }> {
-  const fail = (why: string) => new GatewayError('invalid_request', `${param}: the image at ${url} could not be used: ${why}.`, { param, code: 'invalid_image_url' })
-  let res
-  try {
-    res = await http(url, { method: 'GET', headers: { accept: 'image/*' }, signal })
-  } catch (err) {
-    if (signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled.', { cause: err })
-    throw fail('it could not be downloaded')
-  }
-  if (res.status >= 400) {
-    await res.discard()
-    throw fail(`the server answered ${res.status}`)
-  }
-  const mimeType = (res.header('content-type') ?? '').split(';')[0].trim()
-  if (!mimeType.startsWith('image/')) {
-    await res.discard()
-    throw fail(`it is not an image (content-type ${mimeType || 'missing'})`)
-  }
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for await (const chunk of res.body) {
-    size += chunk.byteLength
-    if (size > maxBytes) {
-      await res.discard()
-      throw fail(`it is larger than ${maxBytes} bytes`)
-    }
-    chunks.push(chunk)
-  }
-  return { mimeType, data: base64(chunks) }
-}
-
-function base64(chunks: Uint8Array[]): string {
-  let binary = ''
-  for (const c of chunks) for (let i = 0; i < c.length; i += 0x8000) binary += String.fromCharCode(...c.subarray(i, i + 0x8000))
-  return btoa(binary)
+function hasUrl(p: Message['content'][number]): boolean {
+  return (p.type === 'image' || p.type === 'document' || p.type === 'audio' || p.type === 'video') && p.data === undefined && typeof p.url === 'string'
 }

@@ -16,6 +16,16 @@ function image(part: { mimeType: string; data?: string; url?: string }, param: s
   throw invalid('VS Code language models take images as data only: send the image as a base64 data: URL.', param)
 }
 
+/**
+ * Routing only sends a binary document to a VS Code model configured to read
+ * documents (routing.models: documents: true); others get its text when
+ * media.conversions.pdfToText is on, or a 400 before this point.
+ */
+function document(part: { mimeType: string; data?: string }, param: string): { type: 'data'; mimeType: string; data: string } {
+  if (part.data) return { type: 'data', mimeType: part.mimeType, data: part.data }
+  throw invalid('VS Code language models take documents as data only: send the document as base64.', param)
+}
+
 function toolInput(args: string, param: string): Record<string, unknown> {
   if (args.trim() === '') return {}
   let value: unknown
@@ -38,7 +48,7 @@ function resultContent(part: Extract<Part, { type: 'tool_result' }>, param: stri
     if (c.type === 'text') out.push({ type: 'text', text: c.text })
     else if (c.type === 'image') out.push(image(c, `${param}.content[${i}]`))
     else if (c.text !== undefined) out.push({ type: 'text', text: c.text })
-    else throw invalid('VS Code language models cannot read documents in tool results; send their text.', `${param}.content[${i}]`)
+    else out.push(document(c, `${param}.content[${i}]`))
   })
   return out
 }
@@ -51,7 +61,7 @@ function part(p: Part, param: string): WirePart | undefined {
       return image(p, param)
     case 'document':
       if (p.text !== undefined) return { type: 'text', text: p.title ? `${p.title}\n\n${p.text}` : p.text }
-      throw invalid('VS Code language models cannot read binary documents (PDF); send the document as text.', param)
+      return document(p, param)
     case 'audio':
     case 'video':
       throw invalid(`VS Code language models cannot take ${p.type} input.`, param)

@@ -107,10 +107,12 @@ function coreMessage(m: WireMessage): Message {
         return p
       case 'image':
         return { type: 'image', mimeType: p.mimeType, data: p.data }
+      case 'data':
+        return { type: 'document', mimeType: p.mimeType, data: p.data }
       case 'tool_call':
         return { type: 'tool_call', id: p.callId, name: p.name, arguments: JSON.stringify(p.input) }
       case 'tool_result':
-        return { type: 'tool_result', callId: p.callId, content: p.content.map((c) => (c.type === 'text' ? c : { type: 'image', mimeType: c.mimeType, data: c.data })) }
+        return { type: 'tool_result', callId: p.callId, content: p.content.map((c) => (c.type === 'text' ? c : { type: c.type === 'data' ? 'document' : 'image', mimeType: c.mimeType, data: c.data })) }
     }
   })
   return { role: m.role, content }

@@ -9,8 +9,10 @@ import { z } from 'zod'
 export type WirePart =
   | { type: 'text'; text: string }
   | { type: 'image'; mimeType: string; data: string }
+  /** Any other binary input (PDF …), as a LanguageModelDataPart: for models configured to read documents. */
+  | { type: 'data'; mimeType: string; data: string }
   | { type: 'tool_call'; callId: string; name: string; input: Record<string, unknown> }
-  | { type: 'tool_result'; callId: string; content: Array<{ type: 'text'; text: string } | { type: 'image'; mimeType: string; data: string }> }
+  | { type: 'tool_result'; callId: string; content: Array<{ type: 'text'; text: string } | { type: 'image' | 'data'; mimeType: string; data: string }> }
 
 export interface WireMessage {
   role: 'user' | 'assistant'
