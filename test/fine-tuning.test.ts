@@ -191,6 +191,18 @@ describe('fine-tuning with in-context adapters (openai client)', () => {
     await waitForJob(client, third.id, ['succeeded'])
   })
 
+  it('fine-tunes an ft: model again: the new adapter runs on top of the first', async () => {
+    const file = await upload(client, jsonl([chatLine('What is the SLA?', 'We answer within one business day. Have a nice day!', 'Mention the SLA when relevant.')]))
+    const stacked = await waitForJob(client, (await client.fineTuning.jobs.create({ model, training_file: file.id, suffix: 'sla' })).id, ['succeeded', 'failed'])
+    expect(stacked.fine_tuned_model).toBe(`${`ft:${model}`}:sla:${stacked.id.slice('ftjob-'.length)}`)
+    const text = (await client.chat.completions.create({ model: stacked.fine_tuned_model!, messages: [{ role: 'user', content: 'Hi' }] })).choices[0].message.content!
+    // Both reach the base model: the first adapter's prompt, then the one built on it (as a client's system prompt follows an adapter's).
+    expect(text.startsWith(`[system: ${SYSTEM}`)).toBe(true)
+    expect(text.indexOf('Mention the SLA when relevant.')).toBeGreaterThan(text.indexOf('</example 3>'))
+    expect(text).toContain('We answer within one business day.')
+    expect(await client.models.delete(stacked.fine_tuned_model!)).toMatchObject({ deleted: true })
+  })
+
   it('deletes the ft: model: the adapter is gone, base models cannot be deleted', async () => {
     const file = await upload(client, jsonl(SUPPORT.slice(0, 2).map(([q, a]) => chatLine(q, a))))
     const temp = await waitForJob(client, (await client.fineTuning.jobs.create({ model: 'mock-1', training_file: file.id, suffix: 'temp' })).id, ['succeeded'])
@@ -590,6 +602,9 @@ describe('pass-through to a provider that really fine-tunes', () => {
     expect(String(err.message)).toContain('fineTuning.passThrough: provider "mock" is of type mock, which has no fine-tuning API')
     const unknown = await startGateway({ providers: [{ id: 'mock', type: 'mock' }], fineTuning: { passThrough: ['nope'] } }).catch((e) => e)
     expect(String(unknown.message)).toContain('fineTuning.passThrough: no provider has the id "nope"')
+    const bad = await startGateway({ providers: [{ id: 'mock', type: 'mock' }], fineTuning: { mode: 'weights', maxDemonstrations: -1 } }).catch((e) => e)
+    expect(String(bad.message)).toContain('fineTuning.mode: Invalid option')
+    expect(String(bad.message)).toContain('fineTuning.maxDemonstrations')
   })
 })
 

@@ -66,10 +66,16 @@ export function adapterStage(inner: Provider, opts: AdapterStageOptions): Adapte
   return stage
 }
 
+/** Fixed prompts rendered once per adapter object, not per request. */
+const fixedPrompts = new WeakMap<Adapter, string>()
+
 /** The adapter's system prompt for one request: its instructions, then its demonstrations. */
 export async function adapterPrompt(adapter: Adapter, query: string, ctx: CallContext, opts: Pick<AdapterStageOptions, 'embed' | 'logger'> = {}): Promise<string> {
-  const demos = (await retrieve(adapter, query, ctx, opts)) ?? adapter.demonstrations
-  return renderAdapterPrompt(adapter.instructions, demos)
+  const retrieved = await retrieve(adapter, query, ctx, opts)
+  if (retrieved) return renderAdapterPrompt(adapter.instructions, retrieved)
+  let fixed = fixedPrompts.get(adapter)
+  if (fixed === undefined) fixedPrompts.set(adapter, (fixed = renderAdapterPrompt(adapter.instructions, adapter.demonstrations)))
+  return fixed
 }
 
 export function renderAdapterPrompt(instructions: string, demonstrations: string[]): string {
