@@ -82,14 +82,24 @@ const WIRE_LIMITS: Record<string, ModelCapabilities> = {
 }
 
 /**
+ * What a provider type's models take unless their metadata or the config say
+ * otherwise: vscode.lm has no document capability flag, so a VS Code model
+ * gets binary documents only when configured (routing.models: documents: true).
+ */
+const PROVIDER_DEFAULTS: Record<string, ModelCapabilities> = {
+  'vscode-bridge': { documents: false },
+}
+
+/**
  * Merges what is known about a model, field by field: the user's config
  * first (it is how a wrong or missing provider answer is corrected), then the
- * provider's own metadata, then the known-models table; then what the
- * provider type's API cannot carry.
+ * provider's own metadata, then the provider type's defaults, then the
+ * known-models table; then what the provider type's API cannot carry.
  */
 export function mergeCapabilities(model: string, configured: Capabilities | undefined, info: ModelInfo | undefined, providerType?: string): Capabilities {
   const known = knownModel(model)
-  const out: Capabilities = { ...known?.capabilities, ...defined(info?.capabilities), ...defined(configured) }
+  const defaults = providerType ? PROVIDER_DEFAULTS[providerType] : undefined
+  const out: Capabilities = { ...known?.capabilities, ...defaults, ...defined(info?.capabilities), ...defined(configured) }
   const wire = providerType ? WIRE_LIMITS[providerType] : undefined
   if (wire) Object.assign(out, wire)
   const window = configured?.contextWindow ?? info?.contextWindow ?? known?.contextWindow

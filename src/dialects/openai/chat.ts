@@ -105,7 +105,7 @@ export function decodeContent(content: WireContent, param: string, opts: DecodeO
         return { type: 'audio', mimeType: AUDIO_FORMATS[p.input_audio.format.toLowerCase()] ?? `audio/${p.input_audio.format.toLowerCase()}`, data: p.input_audio.data }
       case 'file': {
         const title = p.file.filename ? { title: p.file.filename } : {}
-        if (p.file.file_data) return { type: 'document', ...fileData(p.file.file_data, p.file.filename), ...title }
+        if (p.file.file_data) return filePart(fileData(p.file.file_data, p.file.filename), title)
         // Resolved from the Files API, for the caller's key, by the media stage (src/pipeline/media.ts).
         if (p.file.file_id) return { type: 'document', mimeType: mimeFromName(p.file.filename ?? '') ?? 'application/pdf', fileId: p.file.file_id, ...title }
         throw new GatewayError('invalid_request', `${at}.file: send file_data (base64, or a data: URL) or file_id (an upload from POST /v1/files).`, { param: `${at}.file`, code: 'missing_required_parameter' })
@@ -115,6 +115,17 @@ export function decodeContent(content: WireContent, param: string, opts: DecodeO
 }
 
 const AUDIO_FORMATS: Record<string, string> = { wav: 'audio/wav', mp3: 'audio/mpeg', flac: 'audio/flac', ogg: 'audio/ogg', aac: 'audio/aac', m4a: 'audio/mp4', webm: 'audio/webm', pcm16: 'audio/pcm' }
+
+/**
+ * A file part by what it holds: clients send audio and video (for Gemini) as
+ * files too, so `video/*` becomes a video part, `audio/*` audio, `image/*` an
+ * image; anything else is a document.
+ */
+export function filePart(media: { mimeType: string; data: string }, title: { title?: string }): ContentPart {
+  const kind = media.mimeType.split('/')[0].toLowerCase()
+  if (kind === 'video' || kind === 'audio' || kind === 'image') return { type: kind, ...media }
+  return { type: 'document', ...media, ...title }
+}
 
 /** `file_data` is a data: URL or bare base64; bare data gets its type from its bytes, then its name. */
 export function fileData(fileData: string, filename: string | undefined): { mimeType: string; data: string } {

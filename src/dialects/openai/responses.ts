@@ -1,6 +1,6 @@
 import { newId, nowSeconds } from '../../core/ids.js'
 import { isHttpUrl, mimeFromName, parseDataUrl } from '../../core/media.js'
-import { fileData } from './chat.js'
+import { fileData, filePart } from './chat.js'
 import type { ChatEvent, ChatRequest, ChatResult, ContentPart, FinishReason, Message, Part, ToolDefinition, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import type { SseFrame } from '../../streaming/sse.js'
@@ -182,7 +182,7 @@ function messageContent(content: WireContent, param: string, opts: DecodeOptions
       }
       case 'input_file': {
         const title = p.filename ? { title: p.filename } : {}
-        if (p.file_data) return { type: 'document', ...fileData(p.file_data, p.filename), ...title }
+        if (p.file_data) return filePart(fileData(p.file_data, p.filename), title)
         if (p.file_id) return { type: 'document', mimeType: mimeFromName(p.filename ?? '') ?? 'application/pdf', fileId: p.file_id, ...title }
         if (p.file_url) {
           if (!isHttpUrl(p.file_url)) throw new GatewayError('invalid_request', `${at}.file_url: expected an http(s) URL.`, { param: `${at}.file_url`, code: 'invalid_media_url' })
