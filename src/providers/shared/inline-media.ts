@@ -53,7 +53,8 @@ export function remoteMediaFetcher(opts: RemoteMediaOptions): (url: string, para
   async function check(url: URL, fail: (why: string) => GatewayError): Promise<void> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw fail(`only http and https URLs are fetched, not ${url.protocol}`)
     if (url.username || url.password) throw fail('URLs with credentials are not fetched')
-    const host = url.hostname.toLowerCase()
+    // [::1] → ::1, and a fully qualified name's trailing dot is the same host ("localhost." is localhost).
+    const host = url.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '')
     if (!allowed(host)) throw fail(`the host ${host} is not in this gateway's media.remote.allowHosts`)
     const literal = ipLiteral(host)
     if (literal !== undefined) {
