@@ -7,6 +7,8 @@ import { mockProvider } from './mock/index.js'
 import { ollamaProvider } from './ollama/index.js'
 import { openAICompatibleProvider } from './openai-compatible/index.js'
 import { vscodeBridgeProvider } from './vscode-bridge/index.js'
+import { geminiProvider } from './vertex/gemini.js'
+import { vertexProvider } from './vertex/index.js'
 import type { HttpClient } from './shared/http.js'
 import type { Provider } from './types.js'
 
@@ -22,6 +24,8 @@ const factories: Record<string, Factory> = {
   'openai-compatible': (c, d) => openAICompatibleProvider(c as never, d.http),
   anthropic: (c, d) => anthropicProvider(c as never, d.http),
   bedrock: (c, d) => bedrockProvider(c as never, d.http),
+  vertex: (c, d) => vertexProvider(c as never, d.http),
+  gemini: (c, d) => geminiProvider(c as never, d.http),
   ollama: (c, d) => ollamaProvider(c as never, d.http),
   'azure-openai': (c, d) => azureOpenAIProvider(c as never, d.http),
   'vscode-bridge': (c, d) => vscodeBridgeProvider(c as never, d.http),
