@@ -14,9 +14,9 @@ export const WebSocketConfig = z.object({
   /** Largest frame read, in bytes; larger ones are answered 413 and the socket stays open. Default: server.bodyLimit + 64 KiB. */
   maxFrameBytes: z.number().int().min(1024).optional(),
   /** Frames a socket may send per second, sustained … */
-  messagesPerSec: z.number().positive().max(100_000).default(100),
+  messagesPerSec: z.number().positive().max(100_000).default(1000),
   /** … and in a burst. Frames over the rate are answered 429 `frame_rate_exceeded`. */
-  burst: z.number().int().min(1).max(100_000).default(200),
+  burst: z.number().int().min(1).max(100_000).default(2000),
   /** When more than this many bytes wait in the socket's send buffer, the gateway stops reading upstream bodies until it drains. */
   maxBufferedBytes: z.number().int().min(1024).default(1024 * 1024),
   /** A socket that sent nothing for this long is pinged, in seconds (0: never). */
