@@ -72,6 +72,19 @@ describe('WebSocket API on Node: auth', () => {
     expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'upgrade_required' })
   })
 
+  it('answers 404 websocket_disabled when websocket.enabled is false, and names a bad websocket setting at start-up', async () => {
+    const off = await startGateway({ server: { apiKeys: [KEY] }, websocket: { enabled: false } })
+    try {
+      const err = await connectWs(`${off.url}/v1/ws`, { key: KEY }).catch((e: Error) => e)
+      expect(String(err)).toMatch(/handshake answered 404/)
+      const res = await fetch(`${off.url}/v1/ws`, { headers: { authorization: `Bearer ${KEY}` } })
+      expect((await res.json()).error.code).toBe('websocket_disabled')
+    } finally {
+      await off.close()
+    }
+    await expect(startGateway({ websocket: { maxInFlight: 0 } })).rejects.toThrow(/websocket\.maxInFlight/)
+  })
+
   it('refuses a handshake from an address outside ipAllow with the app\'s 403, before upgrading', async () => {
     const locked = await startGateway({ server: { apiKeys: [KEY], ipAllow: ['10.0.0.0/8'] }, providers: [{ id: 'mock', type: 'mock' }] })
     try {
