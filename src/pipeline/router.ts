@@ -609,6 +609,9 @@ function served(ctx: CallContext, t: Target): void {
   if (ctx.meta) {
     ctx.meta.provider = t.provider.id
     ctx.meta.servedModel = `${t.provider.id}/${t.model}`
+    // `auto` answers name the model chosen for them (see reportedModel in src/routes/respond.ts).
+    const report = ctx.meta.reportModel as { model: string } | undefined
+    if (report?.model === 'auto') report.model = `${t.provider.id}/${t.model}`
   }
 }
 

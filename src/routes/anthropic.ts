@@ -7,7 +7,7 @@ import type { CallContext, Provider } from '../providers/types.js'
 import { readJson } from './body.js'
 import { defineRoute, jsonContent } from './define.js'
 import type { GatewayApp } from './env.js'
-import { callContext, chatJson, chatSse, gatewayHeaders } from './respond.js'
+import { callContext, chatJson, chatSse, gatewayHeaders, reportedModel } from './respond.js'
 import { enforceToolPairs } from './tool-pairs.js'
 
 export interface AnthropicRouteDeps {
@@ -81,7 +81,7 @@ export function anthropicRoutes(app: GatewayApp, deps: AnthropicRouteDeps): void
     async (c) => {
       const body = await readJson(c, MessagesRequest, bodyLimit)
       const req = decode(body)
-      const meta = { model: body.model, inputTokens: 0 }
+      const meta = reportedModel(c, { model: body.model, inputTokens: 0 })
       // Claude Code reads message_start's input_tokens to manage its context: that number must be real.
       const count = async (ctx: CallContext) => {
         const sent = deps.expand ? await deps.expand(req, ctx) : req

@@ -19,7 +19,7 @@ import type { Provider } from '../providers/types.js'
 import { readJson } from './body.js'
 import { defineRoute, jsonContent } from './define.js'
 import type { GatewayApp } from './env.js'
-import { chatJson, chatSse } from './respond.js'
+import { chatJson, chatSse, reportedModel } from './respond.js'
 
 export interface OpenAIRouteDeps {
   pipeline: Provider
@@ -119,7 +119,7 @@ export function openAIRoutes(app: GatewayApp, deps: OpenAIRouteDeps): void {
     async (c) => {
       const body = await readJson(c, ChatCompletionRequest, bodyLimit)
       const req = decodeChat(body, decodeOptions)
-      const meta = { model: body.model }
+      const meta = reportedModel(c, { model: body.model })
       if (!req.stream) return chatJson(c, pipeline, req, (r) => encodeChatResult(r, meta))
       const enc = new ChatChunkEncoder(meta, body.stream_options?.include_usage === true)
       return chatSse(
@@ -150,7 +150,7 @@ export function openAIRoutes(app: GatewayApp, deps: OpenAIRouteDeps): void {
     async (c) => {
       const body = await readJson(c, CompletionRequest, bodyLimit)
       const { req, echo } = decodeCompletion(body)
-      const meta = { model: body.model }
+      const meta = reportedModel(c, { model: body.model })
       if (!req.stream) return chatJson(c, pipeline, req, (r) => encodeCompletionResult(r, meta, echo))
       const enc = new CompletionChunkEncoder(meta, body.stream_options?.include_usage === true, echo)
       return chatSse(c, pipeline, req, { start: () => enc.start(), push: (e) => enc.push(e), end: () => enc.end(), error: inbandError, progress: (p) => enc.progress(p) }, body.stream_options)

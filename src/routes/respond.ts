@@ -21,6 +21,23 @@ export function callContext(c: Context<AppEnv>): CallContext {
   return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: c.get('meta') ?? {}, headers: c.req.raw.headers }
 }
 
+/**
+ * The model name an answer reports: what the client asked for (dated ids,
+ * aliases), except `auto`, which reports the model the router chose. The
+ * router fills it in (ctx.meta.reportModel) before the first event.
+ */
+export function reportedModel<T extends { model: string }>(c: Context<AppEnv>, meta: T): T {
+  if (meta.model === 'auto') {
+    let shared = c.get('meta')
+    if (!shared) {
+      shared = {}
+      c.set('meta', shared)
+    }
+    shared.reportModel = meta
+  }
+  return meta
+}
+
 /** Timings the respond helpers note in ctx.meta for server-timing (performance.now() values). */
 interface Timing {
   /** When the pipeline was called. */

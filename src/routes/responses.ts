@@ -7,7 +7,7 @@ import type { Provider } from '../providers/types.js'
 import { readJson } from './body.js'
 import { defineRoute, jsonContent } from './define.js'
 import type { GatewayApp } from './env.js'
-import { callContext, chatSse, gatewayHeaders } from './respond.js'
+import { callContext, chatSse, gatewayHeaders, reportedModel } from './respond.js'
 import { enforceToolPairs } from './tool-pairs.js'
 
 export interface ResponsesRouteDeps {
@@ -59,14 +59,14 @@ export function responsesRoutes(app: GatewayApp, deps: ResponsesRouteDeps): void
         where: (i) => (wireIndex[i] >= 0 ? `input[${wireIndex[i]}]` : 'instructions'),
       })
       // Only used when the provider reports no usage; computed lazily then.
-      const meta = {
+      const meta = reportedModel(c, {
         model: body.model,
         body,
         namespaces,
         get inputTokens() {
           return estimateRequestTokens(req)
         },
-      }
+      })
       const ctx = callContext(c)
       if (!req.stream) {
         const result = await aggregate(pipeline.chat(req, ctx))

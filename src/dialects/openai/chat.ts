@@ -216,7 +216,7 @@ export function encodeChatResult(result: ChatResult, meta: EncodeMeta): Record<s
 export class ChatChunkEncoder {
   private readonly id = newId('chatcmpl-')
   private readonly created = nowSeconds()
-  private readonly prefix: string
+  private prefixText: string | undefined
   private usage: Usage | undefined
   private finish: FinishReason | undefined
   /** With `no-empty` the role-only first chunk is left out and the role rides on the first real chunk (the SDK needs it). */
@@ -224,11 +224,17 @@ export class ChatChunkEncoder {
   private roleless = false
 
   constructor(
-    meta: EncodeMeta,
+    private readonly meta: EncodeMeta,
     private readonly includeUsage: boolean,
-  ) {
-    // Every chunk shares this prefix; building it once keeps the hot path to one small stringify.
-    this.prefix = `{"id":"${this.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(meta.model)},"choices":`
+  ) {}
+
+  /** Every chunk shares this prefix; built once, at the first chunk, when the served model is known (for `auto`). */
+  private get prefix(): string {
+    if (this.prefixText) return this.prefixText
+    const text = `{"id":"${this.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(this.meta.model)},"choices":`
+    // A progress frame may come before `auto` is resolved: only cache the final name.
+    if (this.meta.model !== 'auto') this.prefixText = text
+    return text
   }
 
   private chunk(delta: Record<string, unknown>, finish: string | null = null): SseFrame {
