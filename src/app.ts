@@ -68,6 +68,8 @@ export interface GatewayDeps {
   now?: () => number
   /** Upstream HTTP client; defaults to the runtime's fetch. */
   http?: HttpClient
+  /** Run background jobs (batches) in this process as they are created (default); Workers run them from a Cron Trigger instead. */
+  backgroundJobs?: boolean
   /** The connection's peer address, from the runtime (for the IP allowlist). */
   remoteAddress?: (c: Context) => string | undefined
   logger?: Logger
@@ -233,7 +235,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
 
   // Batch work re-enters the gateway's own fetch handler, so every item takes the full pipeline.
   const dispatch = createDispatch((request, env) => app.fetch(request, env))
-  const batches = new BatchRunner({ jobs: storage.mount('jobs'), files, dispatch, concurrency: config.batch.concurrency, logger })
+  const batches = new BatchRunner({ jobs: storage.mount('jobs'), files, dispatch, concurrency: config.batch.concurrency, logger, startOnCreate: deps.backgroundJobs !== false })
   syncBatchRoutes(app, { dispatch, bodyLimit: config.server.bodyLimit, maxItems: config.batch.maxItems })
   fileRoutes(app, { files, maxBytes: config.files.maxBytes, validateFineTune: validateFineTuneFile })
   batchRoutes(app, { runner: batches, bodyLimit: config.server.bodyLimit })
@@ -269,7 +271,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
   const webSockets = wsConfig.enabled ? new WsServer({ config: wsConfig, fetch: (request, env) => app.fetch(request, env), notices, logger }) : undefined
   wsRoutes(app, { server: webSockets, upgrade: deps.webSocket })
 
-  const resumed = await batches.resume()
+  const resumed = deps.backgroundJobs === false ? 0 : await batches.resume()
   if (resumed) logger.info('resuming unfinished batches', { count: resumed })
   const resumedJobs = await fineTunes.resume()
   if (resumedJobs) logger.info('resuming unfinished fine-tuning jobs', { count: resumedJobs })

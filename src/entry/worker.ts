@@ -30,6 +30,7 @@ function envStrings(env: Env): Record<string, string | undefined> {
 async function build(env: Env): Promise<Gateway> {
   const g = await createGateway(loadConfig(env.GATEWAY_CONFIG_JSON ? JSON.parse(env.GATEWAY_CONFIG_JSON) : undefined, envStrings(env)), {
     bindings: env,
+    backgroundJobs: false,
     webSocket: workerWebSocketUpgrade,
     assets: env.ASSETS ? async (path) => {
       const res = await env.ASSETS!.fetch(new URL(`/${path}`, 'https://assets.local').toString())
@@ -70,6 +71,17 @@ function connectBridge(g: Gateway, request: Request, env: Env): Promise<Response
 
 /** One gateway per isolate, built on first request from the Worker's bindings. */
 export default {
+  /**
+   * The Cron Trigger (wrangler.toml): resumes background batches an isolate
+   * left unfinished, and keeps this invocation alive until they stop. Each
+   * finished item is already persisted, so no item runs twice.
+   */
+  async scheduled(_event: unknown, env: Env, ctx: { waitUntil(p: Promise<unknown>): void }): Promise<void> {
+    gateway ??= build(env)
+    const g = await gateway
+    ctx.waitUntil(g.batches.resume().then(() => g.batches.idle()))
+  },
+
   async fetch(request: Request, env: Env, ctx: unknown): Promise<Response> {
     gateway ??= build(env)
     let g: Gateway

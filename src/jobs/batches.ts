@@ -51,6 +51,12 @@ export interface BatchRunnerOptions {
   concurrency: number
   logger: Logger
   now?: () => number
+  /**
+   * Start batches as soon as they are created (default). Off on Workers: work
+   * begun inside one request stalls when that request ends, so a Cron Trigger
+   * runs them instead (`resume()` from the scheduled handler).
+   */
+  startOnCreate?: boolean
 }
 
 const ACTIVE: BatchStatus[] = ['validating', 'in_progress', 'finalizing', 'cancelling']
@@ -146,7 +152,7 @@ export class BatchRunner {
       owner: owner ?? null,
     }
     await this.save(batch)
-    this.schedule(batch.id)
+    if (this.opts.startOnCreate !== false) this.schedule(batch.id)
     return publicBatch(batch)
   }
 
@@ -158,7 +164,7 @@ export class BatchRunner {
       b.cancelling_at = this.now()
       await this.save(b)
       this.running.get(id)?.abort()
-      this.schedule(id)
+      if (this.opts.startOnCreate !== false) this.schedule(id)
     } else if (b.status !== 'cancelling') {
       throw new GatewayError('invalid_request', `Batch ${id} is ${b.status} and cannot be cancelled.`, { code: 'batch_not_cancellable', status: 409 })
     }
@@ -182,6 +188,11 @@ export class BatchRunner {
   /** Resolves when the batch's current run ends (tests, shutdown). */
   settled(id: string): Promise<void> {
     return this.done.get(id) ?? Promise.resolve()
+  }
+
+  /** Resolves when every batch this process is running has stopped (the Workers cron keeps the isolate alive until then). */
+  async idle(): Promise<void> {
+    while (this.done.size) await Promise.allSettled([...this.done.values()])
   }
 
   /** Stops running items; unfinished ones have no result and run again after a restart. */

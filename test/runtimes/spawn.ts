@@ -92,6 +92,8 @@ export interface WorkerdOptions {
   durableObjects?: Record<string, string>
   /** Wait for /health to answer 200 (default); off for a Worker expected to fail start-up. */
   waitHealthy?: boolean
+  /** Keep KV data in this folder, so a second Miniflare sees what the first wrote (a Worker restart). */
+  kvPersist?: string
 }
 
 /** Runs the Worker entry inside workerd (Miniflare), serving HTTP on a loopback port. */
@@ -104,6 +106,7 @@ export async function startWorkerd(config: unknown, bindings: Record<string, str
     compatibilityFlags: ['nodejs_compat'],
     bindings: { GATEWAY_CONFIG_JSON: JSON.stringify(config), ...bindings },
     kvNamespaces: options.kvNamespaces ?? [],
+    ...(options.kvPersist ? { kvPersist: options.kvPersist } : {}),
     durableObjects: Object.fromEntries(Object.entries(options.durableObjects ?? {}).map(([name, className]) => [name, { className, useSQLite: true }])),
     cf: false,
     host: '127.0.0.1',
