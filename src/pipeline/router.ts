@@ -61,6 +61,11 @@ export class ModelCatalog {
     return this.byKey.get(`${providerId}/${model}`)
   }
 
+  /** Whether the last load is still within its TTL (a name resolved against it still stands). */
+  fresh(): boolean {
+    return this.now() - this.loadedAt <= this.ttlMs
+  }
+
   /** The last loaded list, without waiting (empty before the first load). */
   current(): CatalogEntry[] {
     return this.entries
@@ -166,6 +171,9 @@ export class Router implements Provider {
   private readonly plans = new Map<string, Plan>()
   private autoPlan: Plan | undefined
   private catalogAuto: { generation: number; plan: Plan } | undefined
+  /** Bare ids already resolved against this catalog generation: the next request for one takes the direct path, not the async lookup. */
+  private bare = new Map<string, Plan>()
+  private bareGeneration = -1
 
   constructor(private readonly opts: RouterOptions) {
     this.byId = new Map(opts.catalog.providers.map((p) => [p.id, p]))
@@ -244,7 +252,7 @@ export class Router implements Provider {
   chat(req: ChatRequest, ctx: CallContext): ReadableStream<ChatEvent> {
     let plan: Plan | undefined
     try {
-      plan = this.planSync(req.model)
+      plan = this.planSync(req.model) ?? this.knownBare(req.model)
       // The common case, one named target and no retry or deadline: hand back the provider's own stream, no extra layer.
       if (plan?.direct && plan.retries === 0 && plan.timeoutMs === undefined) {
         const t = plan.targets[0]
@@ -467,7 +475,26 @@ export class Router implements Provider {
     const mapped = this.opts.modelMap[name] ?? name
     if (mapped === AUTO && this.config.auto.enabled) return this.catalogAutoPlan(signal)
     const [t] = await this.resolve(name, signal)
-    return this.directPlan(name, t.provider, t.model)
+    const plan = this.directPlan(name, t.provider, t.model)
+    this.rememberBare(name, plan)
+    return plan
+  }
+
+  private knownBare(name: string): Plan | undefined {
+    const catalog = this.opts.catalog
+    if (this.bareGeneration !== catalog.generation || !catalog.fresh()) return undefined
+    return this.bare.get(name)
+  }
+
+  private rememberBare(name: string, plan: Plan): void {
+    const catalog = this.opts.catalog
+    if (!catalog.fresh()) return
+    // Names come from clients: a new list starts a new memo, and a flood of distinct names cannot grow it without bound.
+    if (this.bareGeneration !== catalog.generation || this.bare.size >= 1000) {
+      this.bare = new Map()
+      this.bareGeneration = catalog.generation
+    }
+    this.bare.set(name, plan)
   }
 
   /** `auto` without configured candidates: every listed model, in catalog order. */
