@@ -13,6 +13,7 @@ import { silentLogger } from '../logger.js'
 import type { AppEnv } from './env.js'
 import { limitHeaders } from './limit-headers.js'
 import { conversionsHeader } from '../pipeline/media.js'
+import { readChat } from '../pipeline/usage.js'
 
 /** How a dialect writes a stream (see src/streaming/session.ts): frames before, per event, after, for an in-band error, and optionally for progress. */
 export type { StreamEncoder } from '../streaming/session.js'
@@ -89,7 +90,7 @@ export async function chatJson(c: Context<AppEnv>, pipeline: Provider, req: Chat
   const meta = ctx.meta as Timing
   meta.calledAt = performance.now()
   const agg = new Aggregator()
-  const reader = pipeline.chat(req, ctx).getReader()
+  const reader = readChat(pipeline, req, ctx)
   for (;;) {
     const { done, value } = await reader.read()
     if (done) break
@@ -148,7 +149,7 @@ export async function chatSse(c: Context<AppEnv>, pipeline: Provider, req: ChatR
   else clientSignal.addEventListener('abort', gone, { once: true })
   const meta = ctx.meta as Timing
   meta.calledAt = performance.now()
-  reader = pipeline.chat(req, ctx).getReader()
+  reader = readChat(pipeline, req, ctx)
   await session.begin(reader)
   const headers: Record<string, string> = { ...SSE_HEADERS, ...gatewayHeaders(ctx, c), 'x-request-id': c.get('requestId'), 'request-id': c.get('requestId') }
   headers['server-timing'] = serverTiming(c, ctx.meta, session.firstEventAt)
