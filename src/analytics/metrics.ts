@@ -21,10 +21,16 @@ abstract class Metric<V> {
   protected abstract init(): V
 
   protected at(labels: Labels | undefined): V {
-    const values = this.labelNames.map((n) => labels?.[n] ?? '')
-    const key = values.join('\u0000')
+    // Called several times per request: the key is built without intermediate arrays, which only a new series needs.
+    const names = this.labelNames
+    let key = ''
+    for (let i = 0; i < names.length; i++) {
+      if (i > 0) key += '\u0000'
+      key += labels?.[names[i]] ?? ''
+    }
     let s = this.series.get(key)
     if (!s) {
+      const values = names.map((n) => labels?.[n] ?? '')
       if (this.series.size >= this.maxSeries) {
         const otherValues = this.labelNames.map(() => OTHER)
         const otherKey = otherValues.join('\u0000')
