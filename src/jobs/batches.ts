@@ -93,12 +93,19 @@ export class BatchRunner {
     const mine = this.known.get(id)
     if (mine) return structuredClone(mine)
     const stored = await this.opts.jobs.getItem<StoredBatch>(this.key(id))
-    return isBatch(stored) ? stored : null
+    if (isBatch(stored)) return stored
+    const copy = await this.opts.jobs.getItem<StoredBatch>(`batchcopies:${id}`)
+    return isBatch(copy) ? copy : null
   }
 
+  /**
+   * Written twice, one after the other: the fs driver rewrites a file in
+   * place, so a crash mid-write can leave one of them torn, never both.
+   */
   private async save(batch: StoredBatch): Promise<void> {
     this.known.set(batch.id, structuredClone(batch))
     await this.opts.jobs.setItem(this.key(batch.id), batch)
+    await this.opts.jobs.setItem(`batchcopies:${batch.id}`, batch)
   }
 
   async get(id: string, owner: string | undefined): Promise<Batch> {
@@ -239,17 +246,20 @@ export class BatchRunner {
   private async runItems(batch: StoredBatch, lines: BatchLine[]): Promise<void> {
     const ctrl = new AbortController()
     this.running.set(batch.id, ctrl)
-    const doneKeys = new Set(await this.opts.jobs.getKeys(`items:${batch.id}`))
+    const doneKeys = new Set<string>()
+    const counts = { ...batch.request_counts, completed: 0, failed: 0 }
+    for (const k of await this.opts.jobs.getKeys(`items:${batch.id}`)) {
+      // A record torn by a crash mid-write does not count: that item runs again.
+      const r = await this.opts.jobs.getItem<ItemRecord>(k)
+      if (!isItem(r)) continue
+      doneKeys.add(k)
+      if (r.ok) counts.completed++
+      else counts.failed++
+    }
     const pending = lines.map((_, i) => i).filter((i) => !doneKeys.has(`items:${batch.id}:${i}`))
     let next = 0
     // Counts are rewritten after each item; a chain keeps those writes in order.
     let chain = Promise.resolve()
-    const counts = { ...batch.request_counts, completed: 0, failed: 0 }
-    for (const k of doneKeys) {
-      const r = await this.opts.jobs.getItem<ItemRecord>(k)
-      if (r?.ok) counts.completed++
-      else if (r) counts.failed++
-    }
     const worker = async () => {
       for (;;) {
         if (ctrl.signal.aborted || this.closed) return
@@ -287,7 +297,7 @@ export class BatchRunner {
   private async finalize(id: string, lines: BatchLine[]): Promise<void> {
     const batch = await this.load(id)
     if (!batch || this.closed) return
-    const results = await Promise.all(lines.map((_, i) => this.opts.jobs.getItem<ItemRecord>(`items:${id}:${i}`)))
+    const results = (await Promise.all(lines.map((_, i) => this.opts.jobs.getItem<ItemRecord>(`items:${id}:${i}`)))).map((r) => (isItem(r) ? r : null))
     const finished = results.filter((r) => r !== null).length
     const now = this.now()
     if (batch.status === 'in_progress' && finished < lines.length && now < batch.expires_at) return // stopped early (shutdown): resumes later
@@ -319,6 +329,10 @@ export class BatchRunner {
     await Promise.all(items.map((k) => this.opts.jobs.removeItem(k)))
     this.opts.logger.info('batch finished', { batch: id, status: final, ...batch.request_counts })
   }
+}
+
+function isItem(value: unknown): value is ItemRecord {
+  return !!value && typeof value === 'object' && typeof (value as ItemRecord).line === 'string'
 }
 
 function isBatch(value: unknown): value is StoredBatch {
