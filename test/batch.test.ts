@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,7 +6,7 @@ import OpenAI, { toFile } from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeSse } from '../src/streaming/decode.js'
 import { startGateway, type RunningGateway } from './helpers/gateway.js'
-import { freePort, root } from './runtimes/spawn.js'
+import { freePort, nodeGatewayLauncher } from './runtimes/spawn.js'
 
 const line = (id: string, text: string, url = '/v1/chat/completions') => JSON.stringify({ custom_id: id, method: 'POST', url, body: { model: 'mock-1', messages: [{ role: 'user', content: text }] } })
 
@@ -129,16 +129,8 @@ describe('batches survive a gateway restart', () => {
     const configFile = join(dir, 'gateway.config.json')
     writeFileSync(configFile, JSON.stringify({ server: { apiKeys: ['k'] }, storage: { files: { driver: 'fs', base: join(dir, 'files') }, jobs: { driver: 'fs', base: join(dir, 'jobs') } }, batch: { concurrency: 2 } }))
     const port = await freePort()
-    let logs = ''
-    const start = async () => {
-      const p = spawn(process.execPath, ['--import', 'tsx', 'src/entry/node.ts'], { cwd: root, env: { ...process.env, GATEWAY_CONFIG: configFile, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
-      let log = ''
-      p.stdout!.on('data', (d) => ((log += d), (logs += d)))
-      p.stderr!.on('data', (d) => ((log += d), (logs += d)))
-      for (let i = 0; i < 600 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
-      if (!log.includes('gateway listening')) throw new Error(log)
-      return p
-    }
+    const launcher = nodeGatewayLauncher(configFile, port)
+    const start = () => launcher.start()
     child = await start()
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'k', maxRetries: 0 })
     const n = 30
@@ -158,7 +150,7 @@ describe('batches survive a gateway restart', () => {
 
     child = await start()
     const done = await waitFor(client, batch.id, ['completed'], 30_000).catch((e) => {
-      throw new Error(`${e.message}\n${logs}`)
+      throw new Error(`${e.message}\n${launcher.logs}`)
     })
     expect(done.request_counts).toEqual({ total: n, completed: n, failed: 0 })
     const out = parseJsonl(await (await client.files.content(done.output_file_id!)).text())

@@ -1,5 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { resultsCsv, upstreamCheckpoints, upstreamEvents, uploadedFile, upstreamJob, UPSTREAM_FT_MODEL, UPSTREAM_JOB_ID, UPSTREAM_MODEL } from './fixtures/openai/fine-tuning.js'
 import { startGateway, type RunningGateway } from './helpers/gateway.js'
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js'
-import { freePort, root } from './runtimes/spawn.js'
+import { freePort, nodeGatewayLauncher } from './runtimes/spawn.js'
 
 const SYSTEM = "You are Acme's support assistant. Answer in one short sentence. Always end with 'Have a nice day!'"
 
@@ -627,16 +627,8 @@ describe('fine-tuning jobs survive a gateway restart', () => {
       }),
     )
     const port = await freePort()
-    let logs = ''
-    const start = async () => {
-      const p = spawn(process.execPath, ['--import', 'tsx', 'src/entry/node.ts'], { cwd: root, env: { ...process.env, GATEWAY_CONFIG: configFile, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
-      let log = ''
-      p.stdout!.on('data', (d) => ((log += d), (logs += d)))
-      p.stderr!.on('data', (d) => ((log += d), (logs += d)))
-      for (let i = 0; i < 150 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
-      if (!log.includes('gateway listening')) throw new Error(log)
-      return p
-    }
+    const launcher = nodeGatewayLauncher(configFile, port)
+    const start = () => launcher.start()
     child = await start()
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'k', maxRetries: 0 })
     // Each evaluation call streams about ten words 40 ms apart: six steps take a few seconds.
@@ -657,7 +649,7 @@ describe('fine-tuning jobs survive a gateway restart', () => {
 
     child = await start()
     const done = await waitForJob(client, job.id, ['succeeded', 'failed'], 30_000).catch((e) => {
-      throw new Error(`${e.message}\n${logs}`)
+      throw new Error(`${e.message}\n${launcher.logs}`)
     })
     expect(done.status).toBe('succeeded')
     const after = (await allEvents(client, job.id)).map((e) => e.message)

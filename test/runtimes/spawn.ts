@@ -117,3 +117,29 @@ export async function startWorkerd(config: unknown, bindings: Record<string, str
   if (options.waitHealthy !== false) await waitForHealth(url)
   return { url, mf, close: () => mf.dispose() }
 }
+
+/**
+ * Runs the Node entry (`src/entry/node.ts`) as its own process with a config
+ * file, for tests that kill and restart the gateway. `logs` collects the
+ * output of every process started from the same launcher.
+ */
+export function nodeGatewayLauncher(configFile: string, port: number) {
+  const launcher = {
+    logs: '',
+    async start(): Promise<ChildProcess> {
+      const p = spawn(process.execPath, ['--import', 'tsx', 'src/entry/node.ts'], { cwd: root, env: { ...process.env, GATEWAY_CONFIG: configFile, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let log = ''
+      const take = (d: Buffer) => {
+        log += d
+        launcher.logs += d
+      }
+      p.stdout!.on('data', take)
+      p.stderr!.on('data', take)
+      // Generous: a loaded two-core machine can take many seconds to load the sources.
+      for (let i = 0; i < 600 && !log.includes('gateway listening') && p.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100))
+      if (!log.includes('gateway listening')) throw new Error(log)
+      return p
+    },
+  }
+  return launcher
+}
