@@ -191,7 +191,8 @@ export function cacheStage(inner: Provider, options: CacheStageOptions): CacheSt
       }
       flight.start((signal) => inner.chat(req, { ...ctx, signal }), land)
       const reader = flight.subscribe(ctx.signal)
-      void flight.done.then(async (ok) => {
+      // On Workers the write may finish after the answer has gone: keep the invocation alive for it.
+      const stored = flight.done.then(async (ok) => {
         try {
           const finished = flight.events.some((e) => e.type === 'finish' && e.reason !== 'error')
           if (ok && finished && flight.size <= config.maxEntryBytes) await save(key, flight, meta ?? {}, ttl)
@@ -202,6 +203,7 @@ export function cacheStage(inner: Provider, options: CacheStageOptions): CacheSt
           land()
         }
       })
+      ctx.waitUntil?.(stored)
       return { next: () => reader.next(), cancel: () => reader.cancel() }
     }
   }

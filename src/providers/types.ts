@@ -7,6 +7,8 @@ export interface CallContext {
   requestId: string
   /** Hash of the caller's API key (never the key), for scoping caches and limits. */
   keyId?: string
+  /** Keeps work that outlives the answer (a cache write) alive on Workers; a no-op elsewhere. */
+  waitUntil?: (work: Promise<unknown>) => void
   /** Free-form request-scoped values the pipeline shares (timings, cache status …). */
   meta?: Record<string, unknown>
   /** The client's request headers, for stages a client steers per request (x-gateway-cache, Cache-Control). */

@@ -19,7 +19,16 @@ import { readChat } from '../pipeline/usage.js'
 export type { StreamEncoder } from '../streaming/session.js'
 
 export function callContext(c: Context<AppEnv>): CallContext {
-  return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: c.get('meta') ?? {}, headers: c.req.raw.headers }
+  return { signal: c.req.raw.signal, requestId: c.get('requestId'), keyId: c.get('keyId'), meta: c.get('meta') ?? {}, headers: c.req.raw.headers, waitUntil: (work) => waitUntil(c, work) }
+}
+
+/** Hono's executionCtx exists on Workers only (its getter throws elsewhere); only called on the rare paths that need it. */
+function waitUntil(c: Context<AppEnv>, work: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(work)
+  } catch {
+    /* Node and Bun keep running work after the answer anyway */
+  }
 }
 
 /**
