@@ -212,7 +212,7 @@ export interface EncodeMeta {
 export function responsesUsage(u: Usage): Record<string, unknown> {
   return {
     input_tokens: u.inputTokens,
-    input_tokens_details: { cached_tokens: u.cacheReadTokens ?? 0 },
+    input_tokens_details: { cached_tokens: u.cacheReadTokens ?? 0, cache_write_tokens: u.cacheWriteTokens ?? 0 },
     output_tokens: u.outputTokens,
     output_tokens_details: { reasoning_tokens: u.reasoningTokens ?? 0 },
     total_tokens: u.inputTokens + u.outputTokens,
@@ -251,8 +251,7 @@ function envelope(id: string, createdAt: number, meta: EncodeMeta): Record<strin
     tools: b.tools ?? [],
     top_p: b.top_p ?? 1,
     truncation: 'disabled',
-    usage: null,
-    user: b.user ?? null,
+    ...(b.user ? { user: b.user } : {}),
     metadata: b.metadata ?? {},
   }
 }
