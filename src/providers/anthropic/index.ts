@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { ChatEvent, ChatRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { decodeSse } from '../../streaming/decode.js'
-import { headerDeadline, send, upstreamError, type HttpClient } from '../shared/http.js'
+import { type HttpClient, send, sendWithin, upstreamError } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { AnthropicEventMapper, eventsFromMessage } from './from-anthropic.js'
@@ -46,13 +46,7 @@ export function anthropicProvider(input: AnthropicOptions, http: HttpClient): Pr
   const staticModels = opts.models?.map((m) => (typeof m === 'string' ? m : m.id))
 
   async function post(path: string, body: unknown, signal: AbortSignal) {
-    const deadline = headerDeadline(signal, opts.timeoutMs, id)
-    let res
-    try {
-      res = await send(http, id, base + path, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal })
-    } finally {
-      deadline.headersReceived()
-    }
+    const res = await sendWithin(http, id, base + path, { method: 'POST', headers, body: JSON.stringify(body), signal }, opts.timeoutMs)
     if (res.status >= 400) throw await upstreamError(id, res)
     return res
   }

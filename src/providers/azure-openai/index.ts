@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { ChatEvent, ChatRequest, EmbedRequest } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { embedBatchOptions, embedInBatches } from '../shared/embed-batches.js'
-import { headerDeadline, send, type HttpClient, type HttpResponse } from '../shared/http.js'
+import { type HttpClient, type HttpResponse, send, sendWithin } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { embeddingsFromOpenAI, eventsFromOpenAIResponse } from '../openai-compatible/from-openai.js'
@@ -63,13 +63,7 @@ export function azureOpenAIProvider(input: AzureOpenAIOptions, http: HttpClient)
     const deployment = deploymentFor(model)
     // The deployment path names the model; the v1 API reads it from the body.
     body.model = deployment
-    const deadline = headerDeadline(signal, opts.timeoutMs, id)
-    let res
-    try {
-      res = await send(http, id, url(deployment, op), { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal })
-    } finally {
-      deadline.headersReceived()
-    }
+    const res = await sendWithin(http, id, url(deployment, op), { method: 'POST', headers, body: JSON.stringify(body), signal }, opts.timeoutMs)
     if (res.status >= 400) throw await azureError(id, res, { model, deployment })
     return res
   }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
-import { headerDeadline, send, type HttpClient, type HttpResponse } from '../shared/http.js'
+import { type HttpClient, type HttpResponse, sendWithin } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { embedBatchOptions } from '../shared/embed-batches.js'
@@ -80,13 +80,7 @@ export function bedrockProvider(input: BedrockOptions, http: HttpClient, env: En
     const base: Record<string, string> = { accept }
     if (method === 'POST') base['content-type'] = 'application/json'
     const headers = await signer.sign({ method, url, headers: base, body: payload, region: region!, service: 'bedrock' })
-    const deadline = headerDeadline(signal, opts.timeoutMs, id)
-    let res: HttpResponse
-    try {
-      res = await send(http, id, url, { method, headers, body: method === 'POST' ? payload : undefined, signal: deadline.signal })
-    } finally {
-      deadline.headersReceived()
-    }
+    const res = await sendWithin(http, id, url, { method, headers, body: method === 'POST' ? payload : undefined, signal }, opts.timeoutMs)
     if (res.status >= 400) throw await bedrockHttpError(id, res)
     return res
   }

@@ -3,7 +3,7 @@ import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core
 import { GatewayError } from '../../errors.js'
 import { decodeNdjson } from '../../streaming/decode.js'
 import { embedBatchOptions, embedInBatches, Vector } from '../shared/embed-batches.js'
-import { headerDeadline, send, type HttpClient, type HttpResponse } from '../shared/http.js'
+import { type HttpClient, type HttpResponse, send, sendWithin } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { ollamaError } from './errors.js'
@@ -46,13 +46,7 @@ export function ollamaProvider(input: OllamaOptions, http: HttpClient): Provider
   const batching = { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }
 
   async function post(path: string, model: string, body: unknown, signal: AbortSignal): Promise<HttpResponse> {
-    const deadline = headerDeadline(signal, opts.timeoutMs, id)
-    let res
-    try {
-      res = await send(http, id, base + path, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal })
-    } finally {
-      deadline.headersReceived()
-    }
+    const res = await sendWithin(http, id, base + path, { method: 'POST', headers, body: JSON.stringify(body), signal }, opts.timeoutMs)
     if (res.status >= 400) throw await ollamaError(id, base, model, res)
     return res
   }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
-import { headerDeadline, send, upstreamError, type HttpClient } from '../shared/http.js'
+import { type HttpClient, send, sendWithin, upstreamError } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { embedInBatches, embedBatchOptions } from '../shared/embed-batches.js'
@@ -30,13 +30,7 @@ export function openAICompatibleProvider(input: OpenAICompatibleOptions, http: H
   const batching = { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }
 
   async function post(path: string, body: unknown, signal: AbortSignal) {
-    const deadline = headerDeadline(signal, opts.timeoutMs, id)
-    let res
-    try {
-      res = await send(http, id, base + path, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal })
-    } finally {
-      deadline.headersReceived()
-    }
+    const res = await sendWithin(http, id, base + path, { method: 'POST', headers, body: JSON.stringify(body), signal }, opts.timeoutMs)
     if (res.status >= 400) throw await upstreamError(id, res)
     return res
   }

@@ -151,3 +151,13 @@ export function headerDeadline(parent: AbortSignal, ms: number, provider: string
   // AbortSignal.any holds its sources weakly: many calls on one request's signal add no listeners to it.
   return { signal: AbortSignal.any([parent, deadline.signal]), headersReceived: () => clearTimeout(timer) }
 }
+
+/** `send` with a deadline on the response headers only (see headerDeadline): a long body after them is never cut. */
+export async function sendWithin(http: HttpClient, provider: string, url: string, init: HttpRequestInit & { signal: AbortSignal }, timeoutMs: number): Promise<HttpResponse> {
+  const deadline = headerDeadline(init.signal, timeoutMs, provider)
+  try {
+    return await send(http, provider, url, { ...init, signal: deadline.signal })
+  } finally {
+    deadline.headersReceived()
+  }
+}

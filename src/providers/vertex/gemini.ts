@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { embedBatchOptions } from '../shared/embed-batches.js'
-import { headerDeadline, send, type HttpClient } from '../shared/http.js'
+import { type HttpClient, sendWithin } from '../shared/http.js'
 import type { CallContext, Provider } from '../types.js'
 import { geminiEmbed } from './embed.js'
 import { googleHttpError } from './errors.js'
@@ -69,13 +69,7 @@ export function geminiProvider(input: GeminiOptions, http: HttpClient, env: Env 
       // A handful of pages at most: the list is ~50 models today.
       for (let i = 0; i < 5; i++) {
         const url = `${base}/models?pageSize=1000${page ? `&pageToken=${encodeURIComponent(page)}` : ''}`
-        const deadline = headerDeadline(signal ?? AbortSignal.timeout(10_000), opts.timeoutMs, id)
-        let res
-        try {
-          res = await send(http, id, url, { method: 'GET', headers: { ...keyHeader, accept: 'application/json' }, signal: deadline.signal })
-        } finally {
-          deadline.headersReceived()
-        }
+        const res = await sendWithin(http, id, url, { method: 'GET', headers: { ...keyHeader, accept: 'application/json' }, signal: signal ?? AbortSignal.timeout(10_000) }, opts.timeoutMs)
         if (res.status >= 400) throw await googleHttpError(id, 'Gemini', res)
         const parsed = ModelList.safeParse(await res.json().catch(() => undefined))
         if (!parsed.success) throw new GatewayError('upstream', `Provider "${id}" sent a model list of an unexpected shape.`)

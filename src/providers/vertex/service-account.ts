@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { GatewayError } from '../../errors.js'
-import { headerDeadline, send, type HttpClient } from '../shared/http.js'
+import { type HttpClient, sendWithin } from '../shared/http.js'
 
 /**
  * Service-account credentials → OAuth access tokens, the way Google's auth
@@ -50,13 +50,7 @@ export function serviceAccountTokens(provider: string, sa: ServiceAccount, http:
     const signature = await crypto.subtle.sign('RSASSA-PKCS1-v1_5', await key, new TextEncoder().encode(unsigned))
     const assertion = `${unsigned}.${b64url(new Uint8Array(signature))}`
     const body = `grant_type=${encodeURIComponent('urn:ietf:params:oauth:grant-type:jwt-bearer')}&assertion=${assertion}`
-    const deadline = headerDeadline(signal, opts.timeoutMs ?? 30_000, provider)
-    let res
-    try {
-      res = await send(http, provider, sa.token_uri, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body, signal: deadline.signal })
-    } finally {
-      deadline.headersReceived()
-    }
+    const res = await sendWithin(http, provider, sa.token_uri, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body, signal }, opts.timeoutMs ?? 30_000)
     const text = await res.text().catch(() => '')
     let json: unknown
     try {

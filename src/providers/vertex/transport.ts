@@ -1,7 +1,7 @@
 import type { ChatEvent, ChatRequest } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { decodeSse } from '../../streaming/decode.js'
-import { headerDeadline, send, type HttpClient, type HttpResponse } from '../shared/http.js'
+import { type HttpClient, type HttpResponse, sendWithin } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext } from '../types.js'
 import { googleError, googleHttpError, googleStatusOf } from './errors.js'
@@ -27,13 +27,7 @@ export interface GoogleTransport {
 
 export async function googlePost(t: GoogleTransport, url: string, body: unknown, signal: AbortSignal): Promise<HttpResponse> {
   const headers = { 'content-type': 'application/json', accept: 'application/json', ...(await t.authHeaders(signal)) }
-  const deadline = headerDeadline(signal, t.timeoutMs, t.id)
-  let res: HttpResponse
-  try {
-    res = await send(t.http, t.id, url, { method: 'POST', headers, body: JSON.stringify(body), signal: deadline.signal })
-  } finally {
-    deadline.headersReceived()
-  }
+  const res = await sendWithin(t.http, t.id, url, { method: 'POST', headers, body: JSON.stringify(body), signal }, t.timeoutMs)
   if (res.status >= 400) {
     if (res.status === 401) t.onUnauthenticated?.()
     throw await googleHttpError(t.id, t.label, res)
