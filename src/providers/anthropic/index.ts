@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { ChatEvent, ChatRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { decodeSse } from '../../streaming/decode.js'
-import { type HttpClient, send, sendWithin, upstreamError } from '../shared/http.js'
+import { healthFromModels, type HttpClient, send, sendWithin, upstreamError } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { AnthropicEventMapper, eventsFromMessage } from './from-anthropic.js'
@@ -118,13 +118,8 @@ export function anthropicProvider(input: AnthropicOptions, http: HttpClient): Pr
       if (!parsed.success) throw new GatewayError('upstream', `Provider "${id}" answered count_tokens without input_tokens.`)
       return parsed.data.input_tokens
     },
-    async health(signal) {
-      try {
-        await this.models(signal)
-        return { ok: true }
-      } catch (err) {
-        return { ok: false, detail: GatewayError.from(err).message }
-      }
+    health(signal) {
+      return healthFromModels((sig) => this.models(sig), signal)
     },
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
-import { type HttpClient, type HttpResponse, sendWithin } from '../shared/http.js'
+import { healthFromModels, type HttpClient, type HttpResponse, sendWithin } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { embedBatchOptions } from '../shared/embed-batches.js'
@@ -176,13 +176,8 @@ export function bedrockProvider(input: BedrockOptions, http: HttpClient, env: En
       }
       return bedrockEmbed(id, req, invoke, { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }, opts.cohereInputType, ctx.signal)
     },
-    async health(signal) {
-      try {
-        await this.models(signal)
-        return { ok: true }
-      } catch (err) {
-        return { ok: false, detail: GatewayError.from(err).message }
-      }
+    health(signal) {
+      return healthFromModels((sig) => this.models(sig), signal)
     },
   }
 }

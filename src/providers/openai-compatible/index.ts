@@ -1,7 +1,6 @@
 import { z } from 'zod'
 import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
-import { GatewayError } from '../../errors.js'
-import { type HttpClient, send, sendWithin, upstreamError } from '../shared/http.js'
+import { healthFromModels, type HttpClient, send, sendWithin, upstreamError } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
 import { embedInBatches, embedBatchOptions } from '../shared/embed-batches.js'
@@ -63,13 +62,8 @@ export function openAICompatibleProvider(input: OpenAICompatibleOptions, http: H
         return embeddingsFromOpenAI(id, await res.json())
       })
     },
-    async health(signal) {
-      try {
-        await this.models(signal)
-        return { ok: true }
-      } catch (err) {
-        return { ok: false, detail: GatewayError.from(err).message }
-      }
+    health(signal) {
+      return healthFromModels((sig) => this.models(sig), signal)
     },
   }
 }

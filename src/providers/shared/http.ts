@@ -72,7 +72,8 @@ export function networkError(provider: string, url: string, err: unknown, signal
   return new GatewayError('upstream', `Provider "${provider}" at ${origin} failed: ${code ?? (err as Error)?.message ?? 'network error'}.`, { cause: err, code: 'provider_network_error' })
 }
 
-function errorCode(err: unknown): string | undefined {
+/** The first string `code` on an error or its causes (undici and Node nest them). */
+export function errorCode(err: unknown): string | undefined {
   let e: unknown = err
   for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
     const code = (e as { code?: unknown }).code
@@ -159,5 +160,15 @@ export async function sendWithin(http: HttpClient, provider: string, url: string
     return await send(http, provider, url, { ...init, signal: deadline.signal })
   } finally {
     deadline.headersReceived()
+  }
+}
+
+/** A provider whose model list answers is healthy: the one probe most providers need. */
+export async function healthFromModels(models: (signal?: AbortSignal) => Promise<unknown>, signal?: AbortSignal): Promise<{ ok: boolean; detail?: string }> {
+  try {
+    await models(signal)
+    return { ok: true }
+  } catch (err) {
+    return { ok: false, detail: GatewayError.from(err).message }
   }
 }

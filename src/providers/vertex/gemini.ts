@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
 import { embedBatchOptions } from '../shared/embed-batches.js'
-import { type HttpClient, sendWithin } from '../shared/http.js'
+import { healthFromModels, type HttpClient, sendWithin } from '../shared/http.js'
 import type { CallContext, Provider } from '../types.js'
 import { geminiEmbed } from './embed.js'
 import { googleHttpError } from './errors.js'
@@ -95,13 +95,8 @@ export function geminiProvider(input: GeminiOptions, http: HttpClient, env: Env 
     chat: (req: ChatRequest, ctx: CallContext) => googleChat(transport, { ...req, model: bare(req.model) }, ctx),
     countTokens: (req: ChatRequest, ctx: CallContext) => googleCountTokens(transport, { ...req, model: bare(req.model) }, ctx.signal, 'gemini'),
     embed: (req: EmbedRequest, ctx: CallContext) => geminiEmbed(transport, { ...req, model: bare(req.model) }, { batchSize: opts.embedBatchSize, concurrency: opts.embedConcurrency }, ctx.signal),
-    async health(signal) {
-      try {
-        await this.models(signal)
-        return { ok: true }
-      } catch (err) {
-        return { ok: false, detail: GatewayError.from(err).message }
-      }
+    health(signal) {
+      return healthFromModels((sig) => this.models(sig), signal)
     },
   }
 }

@@ -1,6 +1,6 @@
 import { GatewayError } from '../../errors.js'
 import { decodeNdjson } from '../../streaming/decode.js'
-import { networkError, safeOrigin, type HttpClient } from '../shared/http.js'
+import { errorCode, type HttpClient, networkError, safeOrigin } from '../shared/http.js'
 
 /** One answer of the bridge, however it travelled (HTTP, or a reverse-mode socket). */
 export interface BridgeReply {
@@ -32,15 +32,6 @@ export function unreachable(provider: string, url: string, reverse: boolean, cau
   )
 }
 
-function codeOf(err: unknown): string | undefined {
-  let e: unknown = err
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
-    const code = (e as { code?: unknown }).code
-    if (typeof code === 'string') return code
-    e = (e as { cause?: unknown }).cause
-  }
-  return undefined
-}
 
 /**
  * Protocol v1 over HTTP(S). `base` may carry a path prefix (tunnels mount the
@@ -57,7 +48,7 @@ export function directTransport(opts: { provider: string; base: string; token: s
       try {
         res = await opts.http(url, { method, headers: method === 'POST' ? postHeaders : headers, body: method === 'POST' ? JSON.stringify(body) : undefined, signal })
       } catch (err) {
-        const code = codeOf(err)
+        const code = errorCode(err)
         if (!signal.aborted && code && NETWORK_CODES.has(code)) throw unreachable(opts.provider, opts.base, opts.reverseEnabled, err)
         throw networkError(opts.provider, url, err, signal)
       }
