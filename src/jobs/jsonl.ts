@@ -21,6 +21,23 @@ export function jsonlLines(text: string): Array<{ line: number; text: string }> 
   return out
 }
 
+/** The lines that parse as JSON objects; every other line gets its line error. */
+export function jsonlObjects(raw: Array<{ line: number; text: string }>, errors: LineError[]): Array<{ line: number; value: Record<string, unknown> }> {
+  const out: Array<{ line: number; value: Record<string, unknown> }> = []
+  for (const { line, text } of raw) {
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch {
+      errors.push({ line, message: 'This line is not valid JSON.' })
+      continue
+    }
+    if (!value || typeof value !== 'object' || Array.isArray(value)) errors.push({ line, message: 'Each line must be a JSON object.' })
+    else out.push({ line, value: value as Record<string, unknown> })
+  }
+  return out
+}
+
 /**
  * Validates a batch input file line by line, as OpenAI does: each line a JSON
  * object with a unique custom_id, method POST, a batchable url and a body.
@@ -32,19 +49,7 @@ export function parseBatchJsonl(text: string, maxLines = 50_000): { lines: Batch
   const raw = jsonlLines(text)
   if (raw.length === 0) errors.push({ line: 1, message: 'The file has no requests.' })
   if (raw.length > maxLines) errors.push({ line: maxLines + 1, message: `A batch file may hold at most ${maxLines} requests.` })
-  for (const { line, text: t } of raw.slice(0, maxLines)) {
-    let value: unknown
-    try {
-      value = JSON.parse(t)
-    } catch {
-      errors.push({ line, message: 'This line is not valid JSON.' })
-      continue
-    }
-    if (!value || typeof value !== 'object' || Array.isArray(value)) {
-      errors.push({ line, message: 'Each line must be a JSON object.' })
-      continue
-    }
-    const v = value as Record<string, unknown>
+  for (const { line, value: v } of jsonlObjects(raw.slice(0, maxLines), errors)) {
     if (typeof v.custom_id !== 'string' || !v.custom_id) errors.push({ line, message: "Missing required field 'custom_id' (a non-empty string)." })
     else if (seen.has(v.custom_id)) errors.push({ line, message: `custom_id "${v.custom_id}" is also used on line ${seen.get(v.custom_id)}; custom ids must be unique.` })
     else seen.set(v.custom_id, line)
@@ -54,6 +59,8 @@ export function parseBatchJsonl(text: string, maxLines = 50_000): { lines: Batch
     else if (typeof (v.body as { model?: unknown }).model !== 'string') errors.push({ line, message: "The request body needs a 'model'." })
     if (errors.length === 0 || errors[errors.length - 1].line !== line) lines.push(v as unknown as BatchLine)
   }
+  // Line order, as an editor shows them (unparseable lines were reported first).
+  errors.sort((a, b) => a.line - b.line)
   return { lines, errors }
 }
 

@@ -1,4 +1,4 @@
-import { describeLineErrors, jsonlLines, type LineError } from '../jsonl.js'
+import { describeLineErrors, jsonlLines, jsonlObjects, type LineError } from '../jsonl.js'
 
 /** One message of a training example, as OpenAI's chat format writes it (validated). */
 export interface WireMessage {
@@ -47,19 +47,8 @@ export function parseTrainingFile(text: string): ParsedTrainingFile {
   let formatLine = 0
   const raw = jsonlLines(text)
   if (raw.length === 0) errors.push({ line: 1, message: 'The file has no examples.' })
-  for (const { line, text: t } of raw) {
+  for (const { line, value } of jsonlObjects(raw, errors)) {
     const problems: string[] = []
-    let value: unknown
-    try {
-      value = JSON.parse(t)
-    } catch {
-      errors.push({ line, message: 'This line is not valid JSON.' })
-      continue
-    }
-    if (!isObject(value)) {
-      errors.push({ line, message: 'Each line must be a JSON object.' })
-      continue
-    }
     const lineFormat = formatOf(value)
     if (!lineFormat) {
       errors.push({ line, message: "Missing 'messages' (chat format), 'prompt' and 'completion' (prompt/completion format) or 'input' and 'preferred_output' (preference format)." })
@@ -76,6 +65,8 @@ export function parseTrainingFile(text: string): ParsedTrainingFile {
     if (problems.length) for (const message of problems) errors.push({ line, message })
     else if (example) examples.push({ line, ...example })
   }
+  // Line order, as an editor shows them (unparseable lines were reported first).
+  errors.sort((a, b) => a.line - b.line)
   return { format, examples, errors }
 }
 
