@@ -1,53 +1,15 @@
-import { createGateway, type Gateway } from '../app.js'
-import { loadConfig } from '../config.js'
-import { workerWebSocketUpgrade } from './worker-ws.js'
+import type { Gateway } from '../app.js'
 import { isDurableObjectNamespace } from '../pipeline/durable-object-limit-store.js'
-import { isReverseCapable } from '../providers/vscode-bridge/index.js'
 import { RELAY_HEADERS, RELAY_ORIGIN } from '../providers/vscode-bridge/relay.js'
 import { BRIDGE_CONNECT_PATH } from '../ws/bridge-connect.js'
+import { buildWorkerGateway as build, type WorkerEnv as Env } from './worker-gateway.js'
 
-// Durable Object classes: wrangler.toml binds them (BRIDGE_RELAY, RATE_LIMITS).
+// Durable Object classes: wrangler.toml binds them (BRIDGE_RELAY, RATE_LIMITS, WS_SESSIONS).
 export { BridgeRelay } from './worker-bridge-relay.js'
 export { RateLimitCounter } from './worker-rate-limits.js'
-
-interface Env {
-  /** The whole gateway.config.json as a JSON string (a var or a secret). */
-  GATEWAY_CONFIG_JSON?: string
-  ASSETS?: { fetch(req: Request | string): Promise<Response> }
-  /** Durable Object namespace holding reverse-mode bridge sockets, one object per vscode-bridge provider. */
-  BRIDGE_RELAY?: unknown
-  [key: string]: unknown
-}
+export { WsSessions } from './worker-ws-sessions.js'
 
 let gateway: Promise<Gateway> | undefined
-
-function envStrings(env: Env): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {}
-  for (const [k, v] of Object.entries(env)) if (typeof v === 'string') out[k] = v
-  return out
-}
-
-async function build(env: Env): Promise<Gateway> {
-  const g = await createGateway(loadConfig(env.GATEWAY_CONFIG_JSON ? JSON.parse(env.GATEWAY_CONFIG_JSON) : undefined, envStrings(env)), {
-    bindings: env,
-    backgroundJobs: false,
-    webSocket: workerWebSocketUpgrade,
-    assets: env.ASSETS ? async (path) => {
-      const res = await env.ASSETS!.fetch(new URL(`/${path}`, 'https://assets.local').toString())
-      return res.ok ? res : null
-    } : undefined,
-  })
-  // Bridge sockets live in the relay objects: every isolate's calls go there.
-  const relay = env.BRIDGE_RELAY
-  if (isDurableObjectNamespace(relay)) {
-    for (const p of g.providers) {
-      if (!isReverseCapable(p)) continue
-      const id = relay.idFromName(p.id)
-      p.reverse.hub.relay = () => relay.get(id)
-    }
-  }
-  return g
-}
 
 function refuse(status: number, message: string, code: string | null): Response {
   return Response.json({ error: { message, type: 'invalid_request_error', param: null, code } }, { status })

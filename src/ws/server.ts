@@ -51,6 +51,7 @@ export class WsServer {
   accept(identity: InternalIdentity | undefined, protocol: string | undefined, refusal = 'Missing or incorrect API key.'): WsAccept {
     return {
       protocol,
+      identity,
       open: (peer) => {
         if (!identity) {
           peer.close(CLOSE.unauthorized, refusal.slice(0, 120))

@@ -1,4 +1,5 @@
 import type { Context } from 'hono'
+import type { InternalIdentity } from '../middleware/internal.js'
 
 /**
  * The contract between the runtime-neutral WebSocket API (src/ws/) and each
@@ -40,6 +41,12 @@ export interface WsHandlers {
 export interface WsAccept {
   /** The subprotocol to echo in the handshake, when the client offered it. */
   protocol: string | undefined
+  /**
+   * The caller the socket's requests run as; undefined when the key was
+   * missing or wrong (`open` then closes the socket with 4401). A runtime that
+   * hands sockets elsewhere (Workers: the WsSessions Durable Object) passes it on.
+   */
+  identity: InternalIdentity | undefined
   /** The socket is open: the API's handlers for it. */
   open(peer: WsPeer): WsHandlers
 }

@@ -10,7 +10,8 @@ import * as fx from '../fixtures/openai/chat.js'
 /**
  * The WebSocket API on each runtime's own socket: Node (ws on the
  * @hono/node-server server), Bun (Bun.serve websocket) and workerd
- * (WebSocketPair), each driven by the `ws` client and by Bun's global
+ * (WebSocketPair; with the WS_SESSIONS binding of wrangler.toml the sockets
+ * live in the WsSessions Durable Object, without it in the isolate), each driven by the `ws` client and by Bun's global
  * WebSocket, against a mock provider and an OpenAI-compatible upstream on loopback.
  */
 const KEY = 'sk-ws-rt'
@@ -51,7 +52,8 @@ const config = () => ({
 const runtimes: Array<[string, (cfg: unknown) => Promise<RuntimeServer>]> = [
   ['node', async (cfg) => startGateway(cfg as Record<string, unknown>)],
   ['bun', startBun],
-  ['workerd', startWorkerd],
+  ['workerd', (cfg) => startWorkerd(cfg, {}, { durableObjects: { WS_SESSIONS: 'WsSessions' } })],
+  ['workerd without WS_SESSIONS', startWorkerd],
 ]
 
 function bunGlobalClient(url: string): Promise<Record<string, any>> {
@@ -154,8 +156,8 @@ describe.each(runtimes)('WebSocket API on %s', (_name, start) => {
     const events = [...seen, ...rest.filter((f) => f.type === 'event')]
     expect(events.map((f) => f.event_id)).toEqual(events.map((_, n) => n + 1))
     expect(up.requests.length - calls).toBe(1)
-    if (_name === 'workerd') {
-      // Workers end a closed socket's work: the stream stops at the drop, and the resume gives what was generated, then the cancellation.
+    if (_name === 'workerd without WS_SESSIONS') {
+      // Sockets accepted in the isolate: Workers end a closed socket's work, so the stream stops at the drop, and the resume gives what was generated, then the cancellation.
       expect(rest.at(-1)).toMatchObject({ type: 'error', status: 499 })
       expect(expected('again').startsWith(streamedText(events))).toBe(true)
     } else {
