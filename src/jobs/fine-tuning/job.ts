@@ -104,6 +104,15 @@ export function adapterCheckpoint(job: StoredJob): JobCheckpoint[] {
   ]
 }
 
+/** The hyperparameters a create request asks for: top-level ones, overridden by the method's own. */
+export function requestedHyperparameters(input: { hyperparameters?: Partial<Record<keyof Hyperparameters, Hyper>>; method?: { type: string; [k: string]: unknown } | null }): Hyperparameters {
+  const method = input.method as { type?: string; supervised?: { hyperparameters?: Record<string, unknown> }; dpo?: { hyperparameters?: Record<string, unknown> } } | null | undefined
+  const fromMethod = method?.type === 'dpo' ? method.dpo?.hyperparameters : method?.supervised?.hyperparameters
+  const hp = { ...input.hyperparameters, ...fromMethod } as Record<string, unknown>
+  const pick = (k: string): Hyper => (typeof hp[k] === 'number' ? (hp[k] as number) : 'auto')
+  return { batch_size: pick('batch_size'), learning_rate_multiplier: pick('learning_rate_multiplier'), n_epochs: pick('n_epochs') }
+}
+
 const LEGACY_STATUS: Record<JobStatus, string> = { validating_files: 'pending', queued: 'pending', running: 'running', succeeded: 'succeeded', failed: 'failed', cancelled: 'cancelled' }
 
 /** The same job as the legacy /v1/fine-tunes API showed it (`object: "fine-tune"`). */

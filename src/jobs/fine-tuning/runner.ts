@@ -9,7 +9,7 @@ import type { FileObject, FileStore } from '../files.js'
 import { describeLineErrors } from '../jsonl.js'
 import { buildAdapter, type EvalStep } from './build.js'
 import type { FineTuningConfig } from './config.js'
-import { ACTIVE, adapterCheckpoint, publicJob, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
+import { ACTIVE, adapterCheckpoint, publicJob, requestedHyperparameters, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
 import type { FineTuningUpstream } from './pass-through.js'
 import { parseTrainingFile, type ParsedTrainingFile } from './training-file.js'
 
@@ -130,7 +130,7 @@ export class FineTuneRunner {
       retrieveK: a.retrieve_k ?? cfg.retrieveK,
       evaluate: a.evaluate ?? cfg.maxEvalExamples > 0,
     }
-    const hp = hyperparameters(input)
+    const hp = requestedHyperparameters(input)
     const job: StoredJob = {
       id: newId('ftjob-'),
       object: 'fine_tuning.job',
@@ -212,7 +212,7 @@ export class FineTuneRunner {
     const job = await this.own(id, owner)
     if (job.kind === 'pass-through') {
       const remote = job.remote!
-      const answer = await this.upstream(job).call('POST', `/jobs/${encodeURIComponent(remote.id)}/cancel`, undefined, AbortSignal.timeout(60_000))
+      const answer = await this.upstream(job).cancelJob(remote.id, AbortSignal.timeout(60_000))
       return publicJob(await this.absorbRemote(job, answer))
     }
     if (!ACTIVE.includes(job.status)) {
@@ -226,13 +226,9 @@ export class FineTuneRunner {
   }
 
   /** Events newest first; `after` is the last event id of the previous page. */
-  async listEvents(id: string, owner: string | undefined, opts: { after?: string; limit: number }): Promise<{ data: unknown[]; has_more: boolean }> {
+  async listEvents(id: string, owner: string | undefined, opts: { after?: string; limit: number }): Promise<{ data: JobEvent[]; has_more: boolean }> {
     const job = await this.own(id, owner)
-    if (job.kind === 'pass-through') {
-      const q = new URLSearchParams({ limit: String(opts.limit), ...(opts.after ? { after: opts.after } : {}) })
-      const page = (await this.upstream(job).call('GET', `/jobs/${encodeURIComponent(job.remote!.id)}/events?${q}`, undefined, AbortSignal.timeout(60_000))) as { data?: unknown[]; has_more?: boolean }
-      return { data: Array.isArray(page.data) ? page.data : [], has_more: page.has_more === true }
-    }
+    if (job.kind === 'pass-through') return this.upstream(job).listEvents(job.remote!.id, opts, AbortSignal.timeout(60_000))
     const all = [...(await this.eventsOf(id))].reverse()
     let start = 0
     if (opts.after) {
@@ -245,7 +241,7 @@ export class FineTuneRunner {
   /** All events oldest first (the legacy API embeds them in the job). */
   async allEvents(id: string, owner: string | undefined): Promise<JobEvent[]> {
     const job = await this.own(id, owner)
-    if (job.kind === 'pass-through') return ((await this.listEvents(id, owner, { limit: 100 })).data as JobEvent[]).slice().reverse()
+    if (job.kind === 'pass-through') return (await this.listEvents(id, owner, { limit: 100 })).data.slice().reverse()
     return [...(await this.eventsOf(id))]
   }
 
@@ -253,10 +249,9 @@ export class FineTuneRunner {
     const job = await this.own(id, owner)
     if (job.kind === 'pass-through') {
       const remote = job.remote!
-      const q = new URLSearchParams({ limit: String(opts.limit), ...(opts.after ? { after: opts.after } : {}) })
-      const page = (await this.upstream(job).call('GET', `/jobs/${encodeURIComponent(remote.id)}/checkpoints?${q}`, undefined, AbortSignal.timeout(60_000))) as { data?: JobCheckpoint[]; has_more?: boolean }
-      const data = (Array.isArray(page.data) ? page.data : []).map((c) => ({ ...c, fine_tuning_job_id: job.id, fine_tuned_model_checkpoint: `${remote.provider}/${c.fine_tuned_model_checkpoint}` }))
-      return { data, has_more: page.has_more === true }
+      const page = await this.upstream(job).listCheckpoints(remote.id, opts, AbortSignal.timeout(60_000))
+      const data = page.data.map((c) => ({ ...c, fine_tuning_job_id: job.id, fine_tuned_model_checkpoint: `${remote.provider}/${c.fine_tuned_model_checkpoint}` }))
+      return { data, has_more: page.has_more }
     }
     const all = adapterCheckpoint(job)
     const start = opts.after ? all.findIndex((c) => c.id === opts.after) + 1 || all.length : 0
@@ -266,7 +261,8 @@ export class FineTuneRunner {
   /**
    * DELETE /v1/models/{model}: removes one of the caller's adapters, or
    * deletes a fine-tuned model at the provider a pass-through job of the
-   * caller made it on. Base models cannot be deleted.
+   * caller made it on (`provider/ft:…`, `provider/projects/…/endpoints/…`).
+   * Base models cannot be deleted.
    */
   async deleteModel(name: string, owner: string | undefined): Promise<{ id: string; object: 'model'; deleted: boolean }> {
     if (await this.opts.adapters.remove(name, owner)) {
@@ -275,13 +271,11 @@ export class FineTuneRunner {
     }
     const slash = name.indexOf('/')
     const upstream = slash > 0 ? this.opts.upstreams.get(name.slice(0, slash)) : undefined
-    if (upstream && name.slice(slash + 1).startsWith('ft:')) {
+    if (upstream) {
       const keys = await this.opts.jobs.getKeys('ftjobs')
       const jobs = await Promise.all(keys.map((k) => this.load(k.slice('ftjobs:'.length))))
-      if (jobs.some((j) => j && j.owner === (owner ?? null) && j.fine_tuned_model === name)) {
-        const answer = (await upstream.deleteModel(name.slice(slash + 1), AbortSignal.timeout(60_000))) as { deleted?: unknown }
-        return { id: name, object: 'model', deleted: answer?.deleted !== false }
-      }
+      const made = jobs.find((j) => j && j.kind === 'pass-through' && j.owner === (owner ?? null) && j.fine_tuned_model === name)
+      if (made) return { id: name, object: 'model', deleted: await upstream.deleteModel(name.slice(slash + 1), made.remote!.id, AbortSignal.timeout(60_000)) }
     }
     if (name.includes('ft:')) throw new GatewayError('not_found', `The model '${name}' does not exist or is not a fine-tuned model of yours.`, { param: 'model', code: 'model_not_found' })
     throw new GatewayError('permission', `Only fine-tuned models (ft:…) can be deleted; '${name}' is not one.`, { param: 'model', code: 'model_not_deletable' })
@@ -422,18 +416,11 @@ export class FineTuneRunner {
 
   private async createRemote(input: CreateJobInput, model: string, owner: string | undefined, upstream: FineTuningUpstream, training: FileObject, validation: FileObject | null): Promise<FineTuningJob> {
     const signal = AbortSignal.timeout(120_000)
-    const files: Record<string, string> = {}
-    const upload = async (file: FileObject) => {
-      const { content } = await this.opts.files.content(file.id, owner)
-      const remote = await upstream.uploadFile(content, file.filename, signal)
-      files[remote.id] = file.id
-      return remote.id
-    }
-    const trainingId = await upload(training)
-    const validationId = validation ? await upload(validation) : undefined
+    const source = async (file: FileObject) => ({ id: file.id, filename: file.filename, content: (await this.opts.files.content(file.id, owner)).content })
     const { adapter: _gatewayOnly, ...body } = input
-    const answer = (await upstream.call('POST', '/jobs', { ...body, model, training_file: trainingId, ...(validationId ? { validation_file: validationId } : {}) }, signal)) as Record<string, unknown>
+    const { job: answer, files } = await upstream.createJob({ ...body, model }, { training: await source(training), validation: validation ? await source(validation) : null }, signal)
     if (typeof answer?.id !== 'string') throw new GatewayError('upstream', `Provider "${upstream.provider}" answered the job creation without a job id.`)
+    // What the client asked for, where the provider's job object does not say (Vertex AI's does not).
     const job = {
       id: newId('ftjob-'),
       object: 'fine_tuning.job',
@@ -441,6 +428,10 @@ export class FineTuneRunner {
       kind: 'pass-through',
       remote: { provider: upstream.provider, id: answer.id, model, files },
       created_at: nowSeconds(),
+      seed: input.seed ?? Math.floor(Math.random() * 2 ** 31),
+      metadata: input.metadata ?? null,
+      user_provided_suffix: input.suffix ?? null,
+      integrations: input.integrations ?? null,
       order: creationOrder(),
     } as StoredJob
     this.opts.logger.info('fine-tuning job passed through', { job: job.id, provider: upstream.provider })
@@ -448,7 +439,7 @@ export class FineTuneRunner {
   }
 
   private async refreshRemote(job: StoredJob): Promise<StoredJob> {
-    const answer = await this.upstream(job).call('GET', `/jobs/${encodeURIComponent(job.remote!.id)}`, undefined, AbortSignal.timeout(60_000))
+    const answer = await this.upstream(job).getJob(job.remote!.id, AbortSignal.timeout(60_000))
     return this.absorbRemote(job, answer)
   }
 
@@ -494,12 +485,4 @@ export class FineTuneRunner {
     await this.save(next)
     return next
   }
-}
-
-function hyperparameters(input: CreateJobInput) {
-  const method = input.method as { type?: string; supervised?: { hyperparameters?: Record<string, unknown> }; dpo?: { hyperparameters?: Record<string, unknown> } } | null | undefined
-  const fromMethod = method?.type === 'dpo' ? method.dpo?.hyperparameters : method?.supervised?.hyperparameters
-  const hp = { ...input.hyperparameters, ...fromMethod } as Record<string, unknown>
-  const pick = (k: string): 'auto' | number => (typeof hp[k] === 'number' ? (hp[k] as number) : 'auto')
-  return { batch_size: pick('batch_size'), learning_rate_multiplier: pick('learning_rate_multiplier'), n_epochs: pick('n_epochs') }
 }

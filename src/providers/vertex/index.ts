@@ -21,6 +21,13 @@ export const VertexOptions = z.looseObject({
   /** Endpoint override (Private Service Connect, tests). */
   baseURL: z.string().url().optional(),
   models: z.array(z.union([z.string(), z.looseObject({ id: z.string() })])).optional(),
+  /** Where fine-tuning pass-through stages training files: gs://bucket or gs://bucket/prefix. */
+  tuningBucket: z
+    .string()
+    .regex(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/[^\s]*)?$/, { message: 'must be gs://<bucket> or gs://<bucket>/<prefix> (a Cloud Storage bucket name: lowercase letters, digits, "-", "_", ".")' })
+    .optional(),
+  /** Cloud Storage JSON API endpoint override (tests). */
+  storageBaseURL: z.string().url().default('https://storage.googleapis.com'),
   timeoutMs: z.number().int().positive().default(120_000),
   ...embedBatchOptions(250),
 })
@@ -41,9 +48,22 @@ export interface VertexDeps {
   now?: () => number
 }
 
-/** Google Vertex AI: Gemini models of the google publisher, authorised with a service account. */
-export function vertexProvider(input: VertexOptions, http: HttpClient, deps: VertexDeps = {}): Provider {
-  const opts = VertexOptions.parse(input)
+/** What every Vertex AI call needs: the project's resource prefix and an authorisation header. */
+export interface VertexAccess {
+  id: string
+  project: string
+  location: string
+  /** https://{location}-aiplatform.googleapis.com, or the baseURL override. */
+  host: string
+  /** {host}/v1/projects/{project}/locations/{location} */
+  prefix: string
+  tokens: TokenSource | undefined
+  authHeaders(signal: AbortSignal): Promise<Record<string, string>>
+  onUnauthenticated(): void
+}
+
+/** Credentials, project and location of a vertex provider's (parsed) options. */
+export function vertexAccess(opts: z.output<typeof VertexOptions>, http: HttpClient, deps: VertexDeps = {}): VertexAccess {
   const env = deps.env ?? processEnv()
   const id = opts.id
   const rawCredentials = opts.credentials ?? env.GOOGLE_SERVICE_ACCOUNT_JSON
@@ -69,9 +89,27 @@ export function vertexProvider(input: VertexOptions, http: HttpClient, deps: Ver
   if (!project) throw new Error(`Vertex provider "${id}": no project: set "project" or GOOGLE_CLOUD_PROJECT.`)
   const location = opts.location ?? env.GOOGLE_CLOUD_LOCATION ?? 'us-central1'
   const host = opts.baseURL?.replace(/\/+$/, '') ?? (location === 'global' ? 'https://aiplatform.googleapis.com' : `https://${location}-aiplatform.googleapis.com`)
-  const prefix = `${host}/v1/projects/${encodeURIComponent(project)}/locations/${encodeURIComponent(location)}`
-  const modelIds = opts.models?.map((m) => (typeof m === 'string' ? m : m.id)) ?? VERTEX_DEFAULT_MODELS
   const staticToken = opts.accessToken
+  return {
+    id,
+    project,
+    location,
+    host,
+    prefix: `${host}/v1/projects/${encodeURIComponent(project)}/locations/${encodeURIComponent(location)}`,
+    tokens,
+    async authHeaders(signal) {
+      return { authorization: `Bearer ${tokens ? await tokens.token(signal) : staticToken}` }
+    },
+    onUnauthenticated: () => tokens?.invalidate(),
+  }
+}
+
+/** Google Vertex AI: Gemini models of the google publisher, authorised with a service account. */
+export function vertexProvider(input: VertexOptions, http: HttpClient, deps: VertexDeps = {}): Provider {
+  const opts = VertexOptions.parse(input)
+  const access = vertexAccess(opts, http, deps)
+  const { id, host, prefix, tokens } = access
+  const modelIds = opts.models?.map((m) => (typeof m === 'string' ? m : m.id)) ?? VERTEX_DEFAULT_MODELS
 
   const transport: GoogleTransport = {
     id,
@@ -83,10 +121,8 @@ export function vertexProvider(input: VertexOptions, http: HttpClient, deps: Ver
       const path = model.startsWith('projects/') ? `${host}/v1/${model}` : model.startsWith('publishers/') ? `${prefix}/${model}` : `${prefix}/publishers/google/models/${encodeURIComponent(model)}`
       return `${path}:${method}`
     },
-    async authHeaders(signal) {
-      return { authorization: `Bearer ${tokens ? await tokens.token(signal) : staticToken}` }
-    },
-    onUnauthenticated: () => tokens?.invalidate(),
+    authHeaders: access.authHeaders,
+    onUnauthenticated: access.onUnauthenticated,
   }
 
   return {

@@ -25,9 +25,14 @@ export interface GoogleTransport {
   onUnauthenticated?(): void
 }
 
-export async function googlePost(t: GoogleTransport, url: string, body: unknown, signal: AbortSignal): Promise<HttpResponse> {
-  const headers = { 'content-type': 'application/json', accept: 'application/json', ...(await t.authHeaders(signal)) }
-  const res = await sendWithin(t.http, t.id, url, { method: 'POST', headers, body: JSON.stringify(body), signal }, t.timeoutMs)
+export function googlePost(t: GoogleTransport, url: string, body: unknown, signal: AbortSignal): Promise<HttpResponse> {
+  return googleSend(t, 'POST', url, { body: JSON.stringify(body), contentType: 'application/json' }, signal)
+}
+
+/** An authorised call to a Google API; a 4xx/5xx answer (google.rpc.Status) throws its GatewayError. */
+export async function googleSend(t: Omit<GoogleTransport, 'methodUrl'>, method: 'GET' | 'POST' | 'DELETE', url: string, payload: { body: string; contentType: string } | undefined, signal: AbortSignal): Promise<HttpResponse> {
+  const headers = { accept: 'application/json', ...(payload ? { 'content-type': payload.contentType } : {}), ...(await t.authHeaders(signal)) }
+  const res = await sendWithin(t.http, t.id, url, { method, headers, body: payload?.body, signal }, t.timeoutMs)
   if (res.status >= 400) {
     if (res.status === 401) t.onUnauthenticated?.()
     throw await googleHttpError(t.id, t.label, res)
