@@ -1,38 +1,18 @@
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, type RunningGateway } from '../helpers/gateway.js'
-import { sleep, startUpstream, type FakeUpstream } from '../helpers/upstream.js'
+import { sleep } from '../helpers/upstream.js'
 import { connectWs, streamedText, type Frame } from '../helpers/ws-client.js'
 import { startOpenAITarget, providerFor, type OpenAITarget } from '../helpers/openai-target.js'
-import * as fx from '../fixtures/openai/chat.js'
+import { dripText, dripUpstream } from '../helpers/drip-upstream.js'
 
 const KEY = 'sk-ws-test'
 const OTHER_KEY = 'sk-ws-other'
 
 /** An OpenAI-compatible upstream streaming `n` word chunks with `delayMs` between them (the real chunk shape), counting aborts. */
-async function slowUpstream(n: number, delayMs: number): Promise<FakeUpstream & { chunksWritten: () => number }> {
-  let written = 0
-  const up = await startUpstream(async (req, res) => {
-    if (req.url.endsWith('/models')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fx.models))
-    const body = req.json()
-    const prompt = String(body.messages.at(-1).content)
-    const base = { id: 'chatcmpl-slow', object: 'chat.completion.chunk', created: 1694268190, model: body.model, system_fingerprint: 'fp_44709d6fcb' }
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
-    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] })}\n\n`)
-    for (let i = 0; i < n; i++) {
-      if (res.destroyed) return
-      const ok = res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: `${prompt}-${i} ` }, logprobs: null, finish_reason: null }] })}\n\n`)
-      written++
-      if (!ok) await new Promise((r) => res.once('drain', r))
-      if (delayMs) await sleep(delayMs)
-    }
-    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] })}\n\n`)
-    res.end('data: [DONE]\n\n')
-  })
-  return Object.assign(up, { chunksWritten: () => written })
-}
+const slowUpstream = (n: number, delayMs: number) => dripUpstream(() => ({ n, delayMs }))
 
-const expected = (prompt: string, n: number) => Array.from({ length: n }, (_, i) => `${prompt}-${i} `).join('')
+const expected = dripText
 
 describe('WebSocket API on Node: auth', () => {
   let gw: RunningGateway

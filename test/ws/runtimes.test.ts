@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway } from '../helpers/gateway.js'
-import { sleep, startUpstream, type FakeUpstream } from '../helpers/upstream.js'
+import { dripText, dripUpstream } from '../helpers/drip-upstream.js'
+import { sleep, type FakeUpstream } from '../helpers/upstream.js'
 import { connectWs, streamedText, type Frame } from '../helpers/ws-client.js'
 import { root, startBun, startWorkerd, type RuntimeServer } from '../runtimes/spawn.js'
-import * as fx from '../fixtures/openai/chat.js'
 
 /**
  * The WebSocket API on each runtime's own socket: Node (ws on the
@@ -19,25 +19,11 @@ const WORDS = 30
 
 let up: FakeUpstream
 beforeAll(async () => {
-  up = await startUpstream(async (req, res) => {
-    if (req.url.endsWith('/models')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fx.models))
-    const body = req.json()
-    const prompt = String(body.messages.at(-1).content)
-    const base = { id: 'chatcmpl-rt', object: 'chat.completion.chunk', created: 1694268190, model: body.model, system_fingerprint: 'fp_44709d6fcb' }
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
-    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] })}\n\n`)
-    for (let i = 0; i < WORDS; i++) {
-      if (res.destroyed) return
-      res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: `${prompt}-${i} ` }, logprobs: null, finish_reason: null }] })}\n\n`)
-      await sleep(25)
-    }
-    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] })}\n\n`)
-    res.end('data: [DONE]\n\n')
-  })
+  up = await dripUpstream(() => ({ n: WORDS, delayMs: 25 }))
 })
 afterAll(() => up.close())
 
-const expected = (prompt: string) => Array.from({ length: WORDS }, (_, i) => `${prompt}-${i} `).join('')
+const expected = (prompt: string) => dripText(prompt, WORDS)
 
 const config = () => ({
   server: { apiKeys: [KEY] },

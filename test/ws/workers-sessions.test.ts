@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DurableObjectNamespaceLike } from '../../src/pipeline/durable-object-limit-store.js'
 import { startOpenAITarget, providerFor, type OpenAITarget } from '../helpers/openai-target.js'
-import { sleep, startUpstream, type FakeUpstream } from '../helpers/upstream.js'
+import { dripText, dripUpstream, type DripUpstream } from '../helpers/drip-upstream.js'
+import { sleep } from '../helpers/upstream.js'
 import { connectWs, streamedText, type Frame } from '../helpers/ws-client.js'
 import { startWorkerd, type RuntimeServer } from '../runtimes/spawn.js'
-import * as fx from '../fixtures/openai/chat.js'
 
 /**
  * The WebSocket API on Workers with the WS_SESSIONS binding (wrangler.toml):
@@ -18,33 +18,16 @@ const OTHER = 'sk-ws-do-other'
 const GRACE_SEC = 1
 const TICK_MS = 30
 
-/** Chunks written so far, per prompt: how far the upstream got while no socket was connected. */
-const written = new Map<string, number>()
-let up: FakeUpstream
+let up: DripUpstream
 let bad: OpenAITarget
 let server: RuntimeServer & { mf: import('miniflare').Miniflare }
 
 /** The prompt `<n>:<word>` streams n chunks `<word>-<i> `, one every TICK_MS. */
 const words = (prompt: string) => Number(prompt.split(':')[0])
-const expected = (prompt: string) => Array.from({ length: words(prompt) }, (_, i) => `${prompt.split(':')[1]}-${i} `).join('')
+const expected = (prompt: string) => dripText(prompt.split(':')[1], words(prompt))
 
 beforeAll(async () => {
-  up = await startUpstream(async (req, res) => {
-    if (req.url.endsWith('/models')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fx.models))
-    const body = req.json()
-    const prompt = String(body.messages.at(-1).content)
-    const base = { id: 'chatcmpl-do', object: 'chat.completion.chunk', created: 1694268190, model: body.model, system_fingerprint: 'fp_44709d6fcb' }
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
-    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] })}\n\n`)
-    for (let i = 0; i < words(prompt); i++) {
-      if (res.destroyed) return
-      res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: `${prompt.split(':')[1]}-${i} ` }, logprobs: null, finish_reason: null }] })}\n\n`)
-      written.set(prompt, i + 1)
-      await sleep(TICK_MS)
-    }
-    res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] })}\n\n`)
-    res.end('data: [DONE]\n\n')
-  })
+  up = await dripUpstream((prompt) => ({ n: words(prompt), word: prompt.split(':')[1], delayMs: TICK_MS }))
   bad = await startOpenAITarget('bad', () => ({ status: 500 }))
   server = await startWorkerd(
     {
@@ -82,7 +65,7 @@ describe('WebSocket API on workerd with the WsSessions Durable Object', () => {
     const last = seen.at(-1)!
     // No socket of the key is connected now; the object keeps reading the upstream.
     await sleep(12 * TICK_MS)
-    expect(written.get(prompt)!).toBeGreaterThan(last.event_id + 3)
+    expect(up.chunksWritten(prompt)).toBeGreaterThan(last.event_id + 3)
     const c2 = await connectWs(url(), { key: KEY })
     c2.send({ type: 'resume', id: 'r', stream_id: last.stream_id, last_event_id: last.event_id })
     const rest = await c2.until('r')
@@ -104,7 +87,7 @@ describe('WebSocket API on workerd with the WsSessions Durable Object', () => {
     const seen = eventsOf(c.frames, 'q')
     const last = seen.at(-1)!
     const t0 = Date.now()
-    while ((written.get(prompt) ?? 0) < words(prompt) && Date.now() - t0 < 5000) await sleep(10)
+    while (up.chunksWritten(prompt) < words(prompt) && Date.now() - t0 < 5000) await sleep(10)
     await sleep(100)
     const c2 = await connectWs(url(), { key: KEY })
     c2.send({ type: 'resume', id: 'q2', stream_id: last.stream_id, last_event_id: last.event_id })
@@ -128,7 +111,7 @@ describe('WebSocket API on workerd with the WsSessions Durable Object', () => {
     const waited = Date.now() - t0
     expect(up.aborted - aborted).toBe(1)
     expect(waited).toBeGreaterThanOrEqual(GRACE_SEC * 1000 - 100)
-    expect(written.get(prompt)!).toBeLessThan(words(prompt))
+    expect(up.chunksWritten(prompt)).toBeLessThan(words(prompt))
   })
 
   it("does not let another key resume a stream (its socket lands in its own object): 404 stream_not_found", async () => {
