@@ -156,3 +156,17 @@ describe('WebSocket API on workerd with the WsSessions Durable Object', () => {
     expect((await stub().fetch('https://ws-sessions.internal/elsewhere')).status).toBe(404)
   })
 })
+
+describe('WebSocket API on workerd with WS_SESSIONS bound to the wrong class', () => {
+  it('fails the handshake with 503 websocket_sessions_unavailable instead of accepting a socket that cannot run', async () => {
+    const wrong = await startWorkerd({ server: { apiKeys: [KEY] }, providers: [{ id: 'mock', type: 'mock' }] }, {}, { durableObjects: { WS_SESSIONS: 'RateLimitCounter' } })
+    try {
+      await expect(connectWs(`${wrong.url}/v1/ws`, { key: KEY })).rejects.toThrow('handshake answered 503')
+      // A bad key is still closed with 4401 in the Worker, before the object is asked.
+      const refused = await connectWs(`${wrong.url}/v1/ws`, { key: 'sk-nope' })
+      expect((await refused.closed).code).toBe(4401)
+    } finally {
+      await wrong.close()
+    }
+  }, 60_000)
+})
