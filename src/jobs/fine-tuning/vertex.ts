@@ -178,7 +178,7 @@ export function vertexFineTuning(config: ProviderConfig, http: HttpClient): Fine
 }
 
 /** A TuningJob as OpenAI's FineTuningJob, with Vertex's names (the runner adds the provider prefix and our ids). */
-export function asOpenAIJob(t: TuningJob): RemoteJob {
+function asOpenAIJob(t: TuningJob): RemoteJob {
   const status = STATUS[t.state ?? ''] ?? 'queued'
   const hp = t.supervisedTuningSpec?.hyperParameters
   const epochs = int(hp?.epochCount)
@@ -212,7 +212,7 @@ export function asOpenAIJob(t: TuningJob): RemoteJob {
 }
 
 /** Events derived from the job's timestamps and state, oldest first; ids are stable across reads. */
-export function jobEvents(t: TuningJob, provider: string): JobEvent[] {
+function jobEvents(t: TuningJob, provider: string): JobEvent[] {
   const key = t.name.split('/').pop() ?? t.name
   const created = seconds(t.createTime) ?? 0
   const out: JobEvent[] = []
@@ -246,7 +246,7 @@ export function jobEvents(t: TuningJob, provider: string): JobEvent[] {
 }
 
 /** Vertex's intermediate checkpoints (each deployed to its own endpoint), latest first; else the tuned model alone. */
-export function jobCheckpoints(t: TuningJob): JobCheckpoint[] {
+function jobCheckpoints(t: TuningJob): JobCheckpoint[] {
   const key = t.name.split('/').pop() ?? t.name
   const at = seconds(t.endTime ?? t.updateTime) ?? seconds(t.createTime) ?? 0
   const tuned = t.tunedModel
