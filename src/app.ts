@@ -68,7 +68,7 @@ export interface GatewayDeps {
   now?: () => number
   /** Upstream HTTP client; defaults to the runtime's fetch. */
   http?: HttpClient
-  /** Run background jobs (batches) in this process as they are created (default); Workers run them from a Cron Trigger instead. */
+  /** Run background jobs (batches, fine-tuning) in this process as they are created, and resume unfinished ones at start (default); Workers run them from a Cron Trigger instead. */
   backgroundJobs?: boolean
   /** The connection's peer address, from the runtime (for the IP allowlist). */
   remoteAddress?: (c: Context) => string | undefined
@@ -258,6 +258,8 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
     config: fineTuning,
     upstreams,
     logger,
+    startOnCreate: deps.backgroundJobs !== false,
+    sweep: deps.backgroundJobs !== false,
   })
   fineTuningRoutes(app, { runner: fineTunes, files, bodyLimit: config.server.bodyLimit })
   // WebSocket request frames re-enter the same fetch handler, as batch items do: one pipeline for every transport.
@@ -273,7 +275,7 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
 
   const resumed = deps.backgroundJobs === false ? 0 : await batches.resume()
   if (resumed) logger.info('resuming unfinished batches', { count: resumed })
-  const resumedJobs = await fineTunes.resume()
+  const resumedJobs = deps.backgroundJobs === false ? 0 : await fineTunes.resume()
   if (resumedJobs) logger.info('resuming unfinished fine-tuning jobs', { count: resumedJobs })
 
   return {

@@ -601,7 +601,8 @@ describe('fine-tuning jobs survive a gateway restart', () => {
         server: { apiKeys: ['k'] },
         providers: [{ id: 'mock', type: 'mock' }],
         storage: { files: { driver: 'fs', base: join(dir, 'files') }, jobs: { driver: 'fs', base: join(dir, 'jobs') } },
-        fineTuning: { maxEvalExamples: 6, heldOutFraction: 0.5, concurrency: 1 },
+        // The killed process keeps its lease: the restarted one takes the job over once it expires.
+        fineTuning: { maxEvalExamples: 6, heldOutFraction: 0.5, concurrency: 1, leaseSec: 2 },
       }),
     )
     const port = await freePort()

@@ -34,14 +34,22 @@ function connectBridge(g: Gateway, request: Request, env: Env): Promise<Response
 /** One gateway per isolate, built on first request from the Worker's bindings. */
 export default {
   /**
-   * The Cron Trigger (wrangler.toml): resumes background batches an isolate
-   * left unfinished, and keeps this invocation alive until they stop. Each
-   * finished item is already persisted, so no item runs twice.
+   * The Cron Trigger (wrangler.toml): runs background batches and
+   * fine-tuning jobs that were created since or that an isolate left
+   * unfinished, and keeps this invocation alive until they stop. Each
+   * finished batch item is already persisted, so no item runs twice; a
+   * fine-tuning job still leased by a live run elsewhere is left to it.
    */
   async scheduled(_event: unknown, env: Env, ctx: { waitUntil(p: Promise<unknown>): void }): Promise<void> {
     gateway ??= build(env)
     const g = await gateway
-    ctx.waitUntil(g.batches.resume().then(() => g.batches.idle()))
+    const report = (what: string) => (err: unknown) => console.error(`scheduled ${what} resume failed`, String((err as Error)?.message ?? err))
+    ctx.waitUntil(
+      Promise.all([
+        g.batches.resume().then(() => g.batches.idle(), report('batch')),
+        g.fineTunes.resume().then(() => g.fineTunes.idle(), report('fine-tuning')),
+      ]),
+    )
   },
 
   async fetch(request: Request, env: Env, ctx: unknown): Promise<Response> {

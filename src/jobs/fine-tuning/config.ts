@@ -24,6 +24,12 @@ export const FineTuningConfig = z.object({
   concurrency: z.number().int().min(1).max(16).default(2),
   /** Provider ids whose upstream can fine-tune for real (openai-compatible, azure-openai): their jobs are passed through. */
   passThrough: z.array(z.string()).default(() => []),
+  /**
+   * Seconds a runner's lease on an adapter job lasts (renewed every third of it while the job runs).
+   * Another runner takes over a job only once its lease has expired: this is how long a job stalls
+   * after the process running it dies.
+   */
+  leaseSec: z.number().min(1).max(3600).default(60),
 })
 export type FineTuningConfig = z.infer<typeof FineTuningConfig>
 

@@ -75,10 +75,24 @@ export interface StoredJob extends FineTuningJob {
   order?: number
   /** The evaluation's outcome, for the checkpoint's metrics. */
   scores?: { base: number; adapter: number; examples: number; metric: string } | null
+  /** An adapter job's lease: the runner working on it and until when (ms since the epoch); `until: 0` once released. */
+  lease?: JobLease
+}
+
+export interface JobLease {
+  holder: string
+  until: number
+}
+
+/** Whether a lease keeps `runner` off the job at `now`: held by another runner and not expired. */
+export function heldByOther(lease: unknown, runner: string, now: number): boolean {
+  if (!lease || typeof lease !== 'object') return false
+  const { holder, until } = lease as Partial<JobLease>
+  return typeof holder === 'string' && holder !== runner && typeof until === 'number' && until > now
 }
 
 export function publicJob(job: StoredJob): FineTuningJob {
-  const { owner: _o, kind: _k, adapter: _a, remote: _r, scores: _s, order: _n, ...pub } = job
+  const { owner: _o, kind: _k, adapter: _a, remote: _r, scores: _s, order: _n, lease: _l, ...pub } = job
   return pub
 }
 

@@ -9,7 +9,7 @@ import type { FileObject, FileStore } from '../files.js'
 import { describeLineErrors } from '../jsonl.js'
 import { buildAdapter, type EvalStep } from './build.js'
 import type { FineTuningConfig } from './config.js'
-import { ACTIVE, adapterCheckpoint, publicJob, requestedHyperparameters, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
+import { ACTIVE, adapterCheckpoint, heldByOther, publicJob, requestedHyperparameters, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
 import type { FineTuningUpstream } from './pass-through.js'
 import { parseTrainingFile, type ParsedTrainingFile } from './training-file.js'
 
@@ -40,6 +40,20 @@ export interface FineTuneRunnerOptions {
   /** Provider id → its real fine-tuning API. */
   upstreams: Map<string, FineTuningUpstream>
   logger: Logger
+  /**
+   * Start adapter jobs as soon as they are created (default). Off on Workers:
+   * work begun inside one request stalls when that request ends, so the Cron
+   * Trigger runs them instead (`resume()` from the scheduled handler).
+   */
+  startOnCreate?: boolean
+  /**
+   * Every `leaseSec`, look for unfinished jobs nobody holds (their runner
+   * died, or another instance created them) and take them over: on Node and
+   * Bun, where the process lives on. Off by default.
+   */
+  sweep?: boolean
+  /** This runner's id in job leases (default: a fresh random one). */
+  runnerId?: string
 }
 
 /** Evaluation progress, persisted after every step so a restart does not redo finished steps. */
@@ -48,6 +62,25 @@ interface JobState {
 }
 
 const SUFFIX = /^[A-Za-z0-9_.-]{1,64}$/
+/** How long a freshly written lease is left before it is read back (see `acquire`). */
+const SETTLE_MS = 150
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done)
+  })
+}
+
+function isJob(value: unknown): value is StoredJob {
+  return !!value && typeof value === 'object' && (value as StoredJob).object === 'fine_tuning.job'
+}
 let sequence = 0
 const creationOrder = () => Date.now() * 1000 + (sequence++ % 1000)
 
@@ -58,28 +91,75 @@ const creationOrder = () => Date.now() * 1000 + (sequence++ % 1000)
  * derive instructions → evaluate with and without it → publish the `ft:`
  * model). Jobs, events and evaluation steps live on the `jobs:` mount, so
  * `resume()` finishes what a stopped process left.
+ *
+ * Several runners may share the mount (isolates and the Cron Trigger on
+ * Workers, Node instances on one Redis). A runner works on an adapter job
+ * only while it holds the job's lease (`lease` in the record: its id and an
+ * expiry `leaseSec` ahead, renewed every third of that); `resume()` skips
+ * jobs leased by another runner until the lease expires, and a runner that
+ * finds its lease taken over stops. Storage has no compare-and-swap, so
+ * taking a lease is write, wait `SETTLE_MS`, read back (see `acquire`).
  */
 export class FineTuneRunner {
   private readonly running = new Map<string, AbortController>()
   private readonly done = new Map<string, Promise<void>>()
-  /** This process's records, the authority while it runs (fs rewrites files in place: a racing read could see a torn one). */
+  /**
+   * Records of the jobs this runner is running, the authority while it runs
+   * (fs rewrites files in place: a racing read could see a torn one). Every
+   * other job is read from storage: another runner may be changing it.
+   */
   private readonly known = new Map<string, StoredJob>()
+  /** Events of the jobs this runner is running. */
   private readonly events = new Map<string, JobEvent[]>()
+  /** Each job's record writes, in order (a lease renewal must not land after a newer status). */
+  private readonly writes = new Map<string, Promise<void>>()
+  /** Jobs whose lease another runner took over: nothing more is written for them. */
+  private readonly lost = new Set<string>()
+  private readonly leaseMs: number
+  private readonly sweeper?: ReturnType<typeof setInterval>
   private closed = false
+  readonly runnerId: string
 
-  constructor(private readonly opts: FineTuneRunnerOptions) {}
+  constructor(private readonly opts: FineTuneRunnerOptions) {
+    this.runnerId = opts.runnerId ?? newId('ftrunner-')
+    this.leaseMs = opts.config.leaseSec * 1000
+    if (opts.sweep) {
+      this.sweeper = setInterval(() => {
+        this.resume()
+          .then((n) => n && this.opts.logger.info('took over unfinished fine-tuning jobs', { count: n }))
+          .catch((err) => this.opts.logger.warn('fine-tuning job sweep failed', { error: String((err as Error)?.message ?? err) }))
+      }, this.leaseMs)
+      ;(this.sweeper as { unref?: () => void }).unref?.()
+    }
+  }
 
   private async load(id: string): Promise<StoredJob | null> {
     if (!/^ftjob-[A-Za-z0-9]+$/.test(id)) return null
-    const mine = this.known.get(id)
+    const mine = this.done.has(id) ? this.known.get(id) : undefined
     if (mine) return structuredClone(mine)
-    const stored = await this.opts.jobs.getItem<StoredJob>(`ftjobs:${id}`)
-    return stored && typeof stored === 'object' && stored.object === 'fine_tuning.job' ? stored : null
+    return this.stored(id)
   }
 
-  private async save(job: StoredJob): Promise<void> {
-    this.known.set(job.id, structuredClone(job))
-    await this.opts.jobs.setItem(`ftjobs:${job.id}`, job)
+  /** The record as storage has it, after this runner's own writes of it. */
+  private async stored(id: string): Promise<StoredJob | null> {
+    await this.writes.get(id)?.catch(() => {})
+    const stored = await this.opts.jobs.getItem<StoredJob>(`ftjobs:${id}`)
+    return isJob(stored) ? stored : null
+  }
+
+  private save(job: StoredJob): Promise<void> {
+    const id = job.id
+    if (this.lost.has(id)) return Promise.resolve()
+    if (this.done.has(id)) this.known.set(id, structuredClone(job))
+    const copy = structuredClone(job)
+    const next = (this.writes.get(id) ?? Promise.resolve()).catch(() => {}).then(() => this.opts.jobs.setItem(`ftjobs:${id}`, copy))
+    this.writes.set(id, next)
+    next
+      .finally(() => {
+        if (this.writes.get(id) === next) this.writes.delete(id)
+      })
+      .catch(() => {})
+    return next
   }
 
   private async own(id: string, owner: string | undefined): Promise<StoredJob> {
@@ -89,15 +169,17 @@ export class FineTuneRunner {
   }
 
   private async eventsOf(id: string): Promise<JobEvent[]> {
-    const mine = this.events.get(id)
+    const here = this.done.has(id)
+    const mine = here ? this.events.get(id) : undefined
     if (mine) return mine
     const stored = (await this.opts.jobs.getItem<JobEvent[]>(`ftevents:${id}`)) ?? []
     const list = Array.isArray(stored) ? stored : []
-    this.events.set(id, list)
+    if (here) this.events.set(id, list)
     return list
   }
 
   private async event(id: string, message: string, extra: { level?: JobEvent['level']; data?: Record<string, unknown>; type?: JobEvent['type'] } = {}): Promise<void> {
+    if (this.lost.has(id)) return
     const list = await this.eventsOf(id)
     list.push({ object: 'fine_tuning.job.event', id: newId('ftevent-'), created_at: nowSeconds(), level: extra.level ?? 'info', message, data: extra.data ?? null, type: extra.type ?? 'message' })
     await this.opts.jobs.setItem(`ftevents:${id}`, list)
@@ -160,7 +242,7 @@ export class FineTuneRunner {
     }
     await this.save(job)
     await this.event(job.id, `Validating training file: ${training.id}${validation ? ` and validation file: ${validation.id}` : ''}`)
-    this.schedule(job.id)
+    if (this.opts.startOnCreate !== false) void this.schedule(job.id)
     return publicJob(job)
   }
 
@@ -220,7 +302,10 @@ export class FineTuneRunner {
     }
     job.status = 'cancelled'
     await this.save(job)
-    this.running.get(id)?.abort()
+    const here = this.running.get(id)
+    if (here) here.abort()
+    // Running elsewhere: its runner looks for this marker when it renews the lease (its own writes could hide our status).
+    else if (job.lease) await this.opts.jobs.setItem(`ftcancel:${id}`, true)
     await this.event(id, 'Fine-tuning job cancelled')
     return publicJob(job)
   }
@@ -281,19 +366,23 @@ export class FineTuneRunner {
     throw new GatewayError('permission', `Only fine-tuned models (ft:…) can be deleted; '${name}' is not one.`, { param: 'model', code: 'model_not_deletable' })
   }
 
-  /** Picks up every adapter job that was unfinished when the process stopped. */
+  /**
+   * Takes up every unfinished adapter job that no other runner holds a live
+   * lease on: those a stopped process left, and on Workers those created
+   * since (the Cron Trigger calls this). Resolves with how many it took.
+   */
   async resume(): Promise<number> {
     const keys = await this.opts.jobs.getKeys('ftjobs')
-    let n = 0
-    for (const k of keys) {
-      const job = await this.load(k.slice('ftjobs:'.length))
-      if (job && job.kind === 'adapter' && ACTIVE.includes(job.status)) {
-        await this.event(job.id, 'Resuming after a gateway restart')
-        this.schedule(job.id)
-        n++
-      }
-    }
-    return n
+    const taken = await Promise.all(
+      keys.map(async (k) => {
+        const id = k.slice('ftjobs:'.length)
+        if (this.done.has(id)) return false
+        const job = await this.load(id)
+        if (!job || job.kind !== 'adapter' || !ACTIVE.includes(job.status) || heldByOther(job.lease, this.runnerId, Date.now())) return false
+        return this.schedule(id)
+      }),
+    )
+    return taken.filter(Boolean).length
   }
 
   /** Resolves when the job's current run ends (tests, shutdown). */
@@ -301,28 +390,138 @@ export class FineTuneRunner {
     return this.done.get(id) ?? Promise.resolve()
   }
 
+  /** Resolves when every job this runner is running has stopped (the Workers cron keeps the invocation alive until then). */
+  async idle(): Promise<void> {
+    while (this.done.size) await Promise.allSettled([...this.done.values()])
+  }
+
+  /** Stops the running jobs and gives up their leases, so another runner (or the next start) takes them at once. */
   async close(): Promise<void> {
     this.closed = true
+    if (this.sweeper) clearInterval(this.sweeper)
     for (const c of this.running.values()) c.abort()
     await Promise.allSettled([...this.done.values()])
   }
 
-  private schedule(id: string): void {
-    if (this.closed || this.done.has(id)) return
+  /** Runs the job if its lease can be taken; resolves with whether it was. */
+  private schedule(id: string): Promise<boolean> {
+    if (this.closed || this.done.has(id)) return Promise.resolve(false)
     const ctrl = new AbortController()
     this.running.set(id, ctrl)
-    const run = this.process(id, ctrl.signal)
-      .catch(async (err) => {
-        if (ctrl.signal.aborted) return
-        const e = GatewayError.from(err)
-        this.opts.logger.error('fine-tuning job failed', { job: id, kind: e.kind, error: e.message })
-        await this.fail(id, e.code ?? 'internal_error', `The adapter build failed: ${e.message}`, null).catch(() => {})
-      })
+    let took: (taken: boolean) => void = () => {}
+    const taken = new Promise<boolean>((resolve) => (took = resolve))
+    const run = (async () => {
+      const lease = await this.acquire(id, ctrl.signal)
+      took(!!lease)
+      if (!lease) return
+      const stopRenewing = this.keepLease(id, ctrl)
+      try {
+        if (lease.resumed) await this.event(id, 'Resuming after a gateway restart')
+        await this.process(id, ctrl.signal)
+      } catch (err) {
+        if (!ctrl.signal.aborted) {
+          const e = GatewayError.from(err)
+          this.opts.logger.error('fine-tuning job failed', { job: id, kind: e.kind, error: e.message })
+          await this.fail(id, e.code ?? 'internal_error', `The adapter build failed: ${e.message}`, null).catch(() => {})
+        }
+      } finally {
+        stopRenewing()
+        await this.release(id).catch(() => {})
+      }
+    })()
+      .catch((err) => this.opts.logger.error('fine-tuning job could not be taken', { job: id, error: String((err as Error)?.message ?? err) }))
       .finally(() => {
+        took(false)
         this.done.delete(id)
         this.running.delete(id)
+        this.known.delete(id)
+        this.events.delete(id)
+        this.lost.delete(id)
       })
     this.done.set(id, run)
+    return taken
+  }
+
+  /**
+   * Takes the job's lease: reads the record, writes this runner's lease into
+   * it unless another runner holds a live one, waits `SETTLE_MS` and reads it
+   * back; a different holder there means another runner took it at the same
+   * time, and the last writer keeps it. Without compare-and-swap two runners
+   * can still both win when one of them takes longer than `SETTLE_MS` between
+   * its read and its write; each then finds the other's id at its next
+   * renewal and the one that reads it stops.
+   */
+  private async acquire(id: string, signal: AbortSignal): Promise<{ resumed: boolean } | undefined> {
+    const job = await this.stored(id)
+    if (signal.aborted || !job || job.kind !== 'adapter' || !ACTIVE.includes(job.status)) return undefined
+    if (heldByOther(job.lease, this.runnerId, Date.now())) return undefined
+    // A job that was ever leased has run before: this run resumes it.
+    const resumed = job.lease !== undefined
+    job.lease = { holder: this.runnerId, until: Date.now() + this.leaseMs }
+    await this.save(job)
+    await sleep(SETTLE_MS, signal)
+    const check = await this.stored(id)
+    if (check?.lease?.holder !== this.runnerId) {
+      // Another runner wrote its lease after ours (or the read was torn): leave the job, and its record, to it.
+      this.lost.add(id)
+      this.opts.logger.info('fine-tuning job taken by another runner', { job: id })
+      return undefined
+    }
+    if (signal.aborted) {
+      await this.release(id)
+      return undefined
+    }
+    return { resumed }
+  }
+
+  /** Renews the lease every third of its term while the job runs; returns the stop. */
+  private keepLease(id: string, ctrl: AbortController): () => void {
+    let busy = false
+    const timer = setInterval(
+      () => {
+        if (busy || ctrl.signal.aborted) return
+        busy = true
+        this.renew(id, ctrl)
+          .catch((err) => this.opts.logger.warn('fine-tuning lease renewal failed', { job: id, error: String((err as Error)?.message ?? err) }))
+          .finally(() => (busy = false))
+      },
+      Math.max(100, Math.floor(this.leaseMs / 3)),
+    )
+    ;(timer as { unref?: () => void }).unref?.()
+    return () => clearInterval(timer)
+  }
+
+  private async renew(id: string, ctrl: AbortController): Promise<void> {
+    const stored = await this.stored(id)
+    const mine = this.known.get(id)
+    if (!mine || ctrl.signal.aborted) return
+    if (stored?.lease && stored.lease.holder !== this.runnerId) {
+      // Our lease expired (this runner stalled) and another runner has the job now: stop without another write.
+      this.lost.add(id)
+      ctrl.abort()
+      this.opts.logger.warn('fine-tuning job lease taken over by another runner: stopping here', { job: id })
+      return
+    }
+    if (ACTIVE.includes(mine.status) && (stored?.status === 'cancelled' || (await this.opts.jobs.getItem(`ftcancel:${id}`)))) {
+      // Cancelled through another instance.
+      mine.status = 'cancelled'
+      this.events.delete(id)
+      await this.save(mine)
+      ctrl.abort()
+      this.opts.logger.info('fine-tuning job cancelled elsewhere: stopping', { job: id })
+      return
+    }
+    mine.lease = { holder: this.runnerId, until: Date.now() + this.leaseMs }
+    await this.save(mine)
+  }
+
+  /** Gives the lease up as the run ends (finished, cancelled, shut down): `until: 0`, so the job shows it ran before. */
+  private async release(id: string): Promise<void> {
+    const mine = this.known.get(id)
+    if (!mine || this.lost.has(id) || mine.lease?.holder !== this.runnerId) return
+    mine.lease = { holder: this.runnerId, until: 0 }
+    await this.save(mine)
+    if (!ACTIVE.includes(mine.status)) await this.opts.jobs.removeItem(`ftcancel:${id}`)
   }
 
   /** The job as it stands, or undefined once it is no longer this run's to finish (cancelled, shut down). */
