@@ -649,3 +649,100 @@ describe('fine-tuning jobs survive a gateway restart', () => {
     child.kill('SIGTERM')
   }, 90_000)
 })
+
+describe('two gateways sharing the jobs mount: the job lease', () => {
+  let child: ChildProcess | undefined
+  let second: RunningGateway | undefined
+  afterAll(async () => {
+    child?.kill('SIGKILL')
+    await second?.close()
+  })
+
+  it('a job leased by a live gateway is not taken by the other; once the lease expires it is, and the job completes exactly once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lmgw-ft-lease-'))
+    const config = {
+      server: { apiKeys: ['k'] },
+      providers: [{ id: 'mock', type: 'mock' }],
+      storage: { files: { driver: 'fs', base: join(dir, 'files') }, jobs: { driver: 'fs', base: join(dir, 'jobs') } },
+      fineTuning: { maxEvalExamples: 6, heldOutFraction: 0.5, concurrency: 1, leaseSec: 2 },
+    }
+    const configFile = join(dir, 'gateway.config.json')
+    writeFileSync(configFile, JSON.stringify(config))
+    const port = await freePort()
+    const launcher = nodeGatewayLauncher(configFile, port)
+    child = await launcher.start()
+    const first = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'k', maxRetries: 0 })
+    // Each evaluation call streams its few words 300 ms apart: the five steps take about twenty seconds.
+    const file = await upload(first, jsonl(SUPPORT.map(([q, a]) => chatLine(`[[mock:delay=300]] ${q}`, a))))
+    const job = await first.fineTuning.jobs.create({ model: 'mock-1', training_file: file.id, suffix: 'lease' })
+    let before: string[] = []
+    for (let i = 0; i < 400 && !before.some((m) => m.startsWith('Step ')); i++) {
+      before = (await allEvents(first, job.id)).map((e) => e.message)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    expect(before.some((m) => m.startsWith('Step '))).toBe(true)
+
+    // A second gateway on the same storage (it resumes on start and sweeps every leaseSec): the lease keeps it off.
+    second = await startGateway(config)
+    const runner = second.gateway.fineTunes
+    const client = new OpenAI({ baseURL: second.baseURL, apiKey: 'k', maxRetries: 0 })
+    await new Promise((r) => setTimeout(r, 3_000)) // longer than the lease: the first gateway renews it
+    expect(await runner.resume()).toBe(0)
+    const held = await client.fineTuning.jobs.retrieve(job.id)
+    expect(held.status).toBe('running')
+    expect((await allEvents(client, job.id)).map((e) => e.message)).not.toContain('Resuming after a gateway restart')
+
+    // The first gateway dies holding the lease: nobody may take the job until it expires, then the second does.
+    const stepsBefore = (await allEvents(client, job.id)).map((e) => e.message).filter((m) => m.startsWith('Step '))
+    child.kill('SIGKILL')
+    await new Promise((r) => child!.once('exit', r))
+    expect(await runner.resume()).toBe(0)
+    const done = await waitForJob(client, job.id, ['succeeded', 'failed'], 40_000)
+    expect(done.status).toBe('succeeded')
+    const after = (await allEvents(client, job.id)).map((e) => e.message)
+    expect(after.filter((m) => m === 'Resuming after a gateway restart')).toHaveLength(1)
+    expect(after.filter((m) => m === 'The job has successfully completed')).toHaveLength(1)
+    expect(after.filter((m) => m.startsWith('New fine-tuned model created'))).toHaveLength(1)
+    const steps = after.filter((m) => m.startsWith('Step ')).map((m) => m.split(':')[0])
+    expect(new Set(steps)).toEqual(new Set(['Step 1/5', 'Step 2/5', 'Step 3/5', 'Step 4/5', 'Step 5/5']))
+    // Steps the first gateway finished were not run again; every step ran once.
+    expect(steps).toHaveLength(5)
+    for (const s of stepsBefore) expect(after.filter((m) => m === s)).toHaveLength(1)
+    expect(await runner.resume()).toBe(0)
+  }, 90_000)
+
+  it('a runner that finds its lease taken over stops writing; the job is taken up again once that lease expires', async () => {
+    const gw = await startGateway({ server: { apiKeys: ['k'] }, providers: [{ id: 'mock', type: 'mock' }], fineTuning: { maxEvalExamples: 6, heldOutFraction: 0.5, concurrency: 1, leaseSec: 1 } })
+    try {
+      const client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'k', maxRetries: 0 })
+      const file = await upload(client, jsonl(SUPPORT.map(([q, a]) => chatLine(`[[mock:delay=150]] ${q}`, a))))
+      const job = await client.fineTuning.jobs.create({ model: 'mock-1', training_file: file.id })
+      let events: string[] = []
+      for (let i = 0; i < 400 && !events.some((m) => m.startsWith('Step ')); i++) {
+        events = (await allEvents(client, job.id)).map((e) => e.message)
+        await new Promise((r) => setTimeout(r, 25))
+      }
+      // Another runner's live lease lands in the record (as when this one stalled past its lease).
+      const jobs = gw.gateway.storage.mount('jobs')
+      const record = (await jobs.getItem<Record<string, unknown>>(`ftjobs:${job.id}`))!
+      await jobs.setItem(`ftjobs:${job.id}`, { ...record, lease: { holder: 'ftrunner-other', until: Date.now() + 60_000 } })
+      await gw.gateway.fineTunes.settled(job.id)
+      const stopped = (await allEvents(client, job.id)).map((e) => e.message)
+      await new Promise((r) => setTimeout(r, 1_500))
+      expect((await allEvents(client, job.id)).map((e) => e.message)).toEqual(stopped)
+      expect((await client.fineTuning.jobs.retrieve(job.id)).status).toBe('running')
+      expect(await gw.gateway.fineTunes.resume()).toBe(0)
+      expect(((await jobs.getItem<{ lease: { holder: string } }>(`ftjobs:${job.id}`))!).lease.holder).toBe('ftrunner-other')
+
+      // That runner vanishes: its lease expires and the job is taken up again and finishes.
+      await jobs.setItem(`ftjobs:${job.id}`, { ...(await jobs.getItem<Record<string, unknown>>(`ftjobs:${job.id}`))!, lease: { holder: 'ftrunner-other', until: Date.now() - 1 } })
+      const done = await waitForJob(client, job.id, ['succeeded', 'failed'], 30_000)
+      expect(done.status).toBe('succeeded')
+      const after = (await allEvents(client, job.id)).map((e) => e.message)
+      expect(after.filter((m) => m === 'Resuming after a gateway restart')).toHaveLength(1)
+      expect(after.filter((m) => m === 'The job has successfully completed')).toHaveLength(1)
+    } finally {
+      await gw.close()
+    }
+  }, 60_000)
+})
