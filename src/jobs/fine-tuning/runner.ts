@@ -142,9 +142,23 @@ export class FineTuneRunner {
 
   /** The record as storage has it, after this runner's own writes of it. */
   private async stored(id: string): Promise<StoredJob | null> {
-    await this.writes.get(id)?.catch(() => {})
-    const stored = await this.opts.jobs.getItem<StoredJob>(`ftjobs:${id}`)
-    return isJob(stored) ? stored : null
+    return this.read(`ftjobs:${id}`, isJob, () => this.writes.get(id))
+  }
+
+  /**
+   * Reads a record another writer may be rewriting: fs rewrites a file in
+   * place, so a read racing a write (this runner's, or another process's on
+   * the same folder) can see it torn. A value that is there but not valid is
+   * read again a few times before it counts as missing.
+   */
+  private async read<T>(key: string, valid: (v: unknown) => v is T, pending?: () => Promise<void> | undefined): Promise<T | null> {
+    for (let attempt = 0; ; attempt++) {
+      await pending?.()?.catch(() => {})
+      const value: unknown = await this.opts.jobs.getItem(key)
+      if (valid(value)) return value
+      if (value === null || value === undefined || attempt >= 4) return null
+      await new Promise((r) => setTimeout(r, 25))
+    }
   }
 
   private save(job: StoredJob): Promise<void> {
@@ -172,8 +186,7 @@ export class FineTuneRunner {
     const here = this.done.has(id)
     const mine = here ? this.events.get(id) : undefined
     if (mine) return mine
-    const stored = (await this.opts.jobs.getItem<JobEvent[]>(`ftevents:${id}`)) ?? []
-    const list = Array.isArray(stored) ? stored : []
+    const list = (await this.read(`ftevents:${id}`, (v): v is JobEvent[] => Array.isArray(v))) ?? []
     if (here) this.events.set(id, list)
     return list
   }
