@@ -3,18 +3,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI, { toFile } from 'openai'
 import { afterAll, describe, expect, it } from 'vitest'
-import { startWorkerd, type RuntimeServer } from './runtimes/spawn.js'
+import { cronTrigger as cron, startWorkerd, type RuntimeServer } from './runtimes/spawn.js'
 
 /**
  * Batches on Workers: files and jobs on KV, and the Cron Trigger resuming a
  * batch that a previous isolate left unfinished (a fresh Miniflare over the
  * same persisted KV stands in for a new isolate).
  */
-/** Miniflare's worker handle, which can fire the Cron Trigger. */
-async function cron(server: RuntimeServer & { mf: import('miniflare').Miniflare }) {
-  return (await server.mf.getWorker()) as unknown as { scheduled(event: { cron: string }): Promise<unknown> }
-}
-
 describe('batches on Workers (KV + Cron Trigger)', () => {
   const servers: RuntimeServer[] = []
   afterAll(async () => {

@@ -4,23 +4,20 @@ import { join } from 'node:path'
 import OpenAI from 'openai'
 import { afterAll, describe, expect, it } from 'vitest'
 import { chatLine, jsonl, SUPPORT, upload } from './helpers/fine-tuning.js'
-import { startWorkerd, type RuntimeServer } from './runtimes/spawn.js'
+import { cronTrigger as cron, startWorkerd, type RuntimeServer } from './runtimes/spawn.js'
 
-/**
- * Fine-tuning on Workers: jobs and files on KV. A job is not run inside the
- * request that creates it (it would stall when that request ends); the Cron
- * Trigger runs it, and keeps its invocation alive until the job stops.
- */
-async function cron(server: RuntimeServer & { mf: import('miniflare').Miniflare }) {
-  return (await server.mf.getWorker()) as unknown as { scheduled(event: { cron: string }): Promise<unknown> }
-}
-
+/** The job's event messages, oldest first. */
 async function messages(client: OpenAI, id: string): Promise<string[]> {
   const out: string[] = []
   for await (const e of client.fineTuning.jobs.listEvents(id, { limit: 20 })) out.push(e.message)
   return out.reverse()
 }
 
+/**
+ * Fine-tuning on Workers: jobs and files on KV. A job is not run inside the
+ * request that creates it (it would stall when that request ends); the Cron
+ * Trigger runs it, and keeps its invocation alive until the job stops.
+ */
 describe('fine-tuning on Workers (KV + Cron Trigger)', () => {
   const servers: RuntimeServer[] = []
   afterAll(async () => {

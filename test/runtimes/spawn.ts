@@ -118,6 +118,11 @@ export async function startWorkerd(config: unknown, bindings: Record<string, str
   return { url, mf, close: () => mf.dispose() }
 }
 
+/** The Worker's handle in Miniflare, which can fire its Cron Trigger (`scheduled`), as workerd's cron would. */
+export async function cronTrigger(server: RuntimeServer & { mf: Miniflare }) {
+  return (await server.mf.getWorker()) as unknown as { scheduled(event: { cron: string }): Promise<unknown> }
+}
+
 /**
  * Runs the Node entry (`src/entry/node.ts`) as its own process with a config
  * file, for tests that kill and restart the gateway. `logs` collects the
