@@ -18,6 +18,11 @@ export interface HttpRequestInit {
   signal?: AbortSignal
   /** `manual`: hand back 3xx answers instead of following them (the media fetcher checks every hop). undici's request never follows. */
   redirect?: 'manual'
+  /**
+   * Time allowed until the response headers, in ms; a long body after them is
+   * never cut. A client that supports it natively (undici) uses no signal.
+   */
+  headersTimeoutMs?: number
 }
 
 /**
@@ -30,7 +35,13 @@ const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} }
 
 export function fetchClient(f: (input: string, init: RequestInit) => Promise<Response> = (i, o) => fetch(i, o)): HttpClient {
   return async (url, init) => {
-    const res = await f(url, { method: init.method, headers: init.headers, body: init.body as BodyInit | undefined, signal: init.signal, ...(init.redirect ? { redirect: init.redirect } : {}) })
+    const deadline = init.headersTimeoutMs === undefined ? undefined : headerDeadline(init.signal, init.headersTimeoutMs)
+    let res: Response
+    try {
+      res = await f(url, { method: init.method, headers: init.headers, body: init.body as BodyInit | undefined, signal: deadline?.signal ?? init.signal, ...(init.redirect ? { redirect: init.redirect } : {}) })
+    } finally {
+      deadline?.headersReceived()
+    }
     const body = res.body
     return {
       status: res.status,
@@ -60,8 +71,11 @@ export function networkError(provider: string, url: string, err: unknown, signal
     if (reason instanceof GatewayError) return reason
     return new GatewayError('cancelled', 'The request was cancelled.', { cause: err })
   }
-  if (isAbort(err)) return new GatewayError('timeout', `Provider "${provider}" timed out.`, { cause: err })
   const code = errorCode(err)
+  if (code === HEADERS_TIMEOUT) {
+    return new GatewayError('timeout', `Provider "${provider}" did not answer within ${(err as { timeoutMs?: number }).timeoutMs ?? '?'} ms.`, { cause: err })
+  }
+  if (isAbort(err)) return new GatewayError('timeout', `Provider "${provider}" timed out.`, { cause: err })
   const origin = safeOrigin(url)
   if (code === 'ECONNREFUSED') {
     return new GatewayError('unavailable', `Provider "${provider}" is not reachable at ${origin} (connection refused).`, { cause: err, code: 'provider_unreachable' })
@@ -141,26 +155,30 @@ function defaultExtract(body: unknown): string | undefined {
   return undefined
 }
 
-/**
- * A signal that follows `parent` and also aborts when the upstream has not
- * answered with headers within `ms`. Call `headersReceived()` once they are
- * in: a long generation after that is never cut by this timer.
- */
-export function headerDeadline(parent: AbortSignal, ms: number, provider: string): { signal: AbortSignal; headersReceived(): void } {
-  const deadline = new AbortController()
-  const timer = setTimeout(() => deadline.abort(new GatewayError('timeout', `Provider "${provider}" did not answer within ${ms} ms.`)), ms)
-  // AbortSignal.any holds its sources weakly: many calls on one request's signal add no listeners to it.
-  return { signal: AbortSignal.any([parent, deadline.signal]), headersReceived: () => clearTimeout(timer) }
+/** The code of the error a header deadline fails with (carries `timeoutMs`). */
+export const HEADERS_TIMEOUT = 'GATEWAY_HEADERS_TIMEOUT'
+
+/** The error a header deadline fails with: networkError turns it into a timeout naming the provider. */
+export function headersTimeoutError(ms: number): Error {
+  return Object.assign(new Error(`No response headers within ${ms} ms.`), { name: 'TimeoutError', code: HEADERS_TIMEOUT, timeoutMs: ms })
 }
 
-/** `send` with a deadline on the response headers only (see headerDeadline): a long body after them is never cut. */
-export async function sendWithin(http: HttpClient, provider: string, url: string, init: HttpRequestInit & { signal: AbortSignal }, timeoutMs: number): Promise<HttpResponse> {
-  const deadline = headerDeadline(init.signal, timeoutMs, provider)
-  try {
-    return await send(http, provider, url, { ...init, signal: deadline.signal })
-  } finally {
-    deadline.headersReceived()
-  }
+/**
+ * A signal that follows `parent` (when given) and also aborts when the
+ * upstream has not answered with headers within `ms`. Call
+ * `headersReceived()` once they are in: a long generation after that is
+ * never cut by this timer. For clients without a native header timeout.
+ */
+export function headerDeadline(parent: AbortSignal | undefined, ms: number, _provider?: string): { signal: AbortSignal; headersReceived(): void } {
+  const deadline = new AbortController()
+  const timer = setTimeout(() => deadline.abort(headersTimeoutError(ms)), ms)
+  // AbortSignal.any holds its sources weakly: many calls on one request's signal add no listeners to it.
+  return { signal: parent ? AbortSignal.any([parent, deadline.signal]) : deadline.signal, headersReceived: () => clearTimeout(timer) }
+}
+
+/** `send` with a deadline on the response headers only (see HttpRequestInit.headersTimeoutMs): a long body after them is never cut. */
+export function sendWithin(http: HttpClient, provider: string, url: string, init: HttpRequestInit & { signal: AbortSignal }, timeoutMs: number): Promise<HttpResponse> {
+  return send(http, provider, url, { ...init, headersTimeoutMs: timeoutMs })
 }
 
 /** A provider whose model list answers is healthy: the one probe most providers need. */
