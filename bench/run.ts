@@ -2,7 +2,7 @@
  * `npm run bench`: what the gateway costs over calling the upstream directly.
  *
  * A fake OpenAI-compatible upstream (bench/upstream.ts, its own process), the
- * gateway on Node (`node --import tsx src/entry/node.ts`, as `npm start`) and
+ * gateway on Node (`node dist/node/gateway.mjs`, the bundle `npm start` runs) and
  * on Bun (`bun src/entry/bun.ts`), and a load generator (bench/load.ts, undici
  * Pool) in its own process. With taskset, the gateway runs on core 0 and the
  * upstream and the load generator on core 1. Each measurement runs for every
@@ -131,7 +131,9 @@ async function main(): Promise<void> {
   const ports: Record<string, number> = { node: 4700 + (process.pid % 200), bun: 4950 + (process.pid % 200) }
   if (TARGETS.includes('node')) {
     mkdirSync(join(root, 'bench', 'profiles'), { recursive: true })
-    const args = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', 'bench/profiles'] : []), '--import', 'tsx', 'src/entry/node.ts']
+    // What `npm start` runs: the prestart bundle on plain node.
+    if (spawnSync('node', ['scripts/build-node.mjs'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('scripts/build-node.mjs failed')
+    const args = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', 'bench/profiles'] : []), 'dist/node/gateway.mjs']
     const proc = start('node', args, TASKSET ? 0 : undefined, { GATEWAY_CONFIG: configPath, PORT: String(ports.node), HOST: '127.0.0.1' })
     gateways.node = { proc, url: `http://127.0.0.1:${ports.node}`, pid: proc.child.pid! }
   }

@@ -67,14 +67,21 @@ describe('Node server lifecycle', () => {
     expect(run.stderr).toContain('Refusing to start')
   })
 
-  it('on SIGTERM stops accepting, finishes the stream in flight, then exits 0', { timeout: 90_000 }, async () => {
+  it('npm start’s bundle (dist/node/gateway.mjs) serves the app; on SIGTERM it stops accepting, finishes the stream in flight, then exits 0', { timeout: 90_000 }, async () => {
+    // What `npm start` runs: the prestart build, then plain node on the bundle.
+    const build = spawnSync(process.execPath, ['scripts/build-node.mjs'], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+    expect(build.status, build.stderr).toBe(0)
     const port = await freePort()
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/entry/node.ts'], { cwd: root, env: { ...process.env, PORT: String(port), GATEWAY_API_KEYS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['dist/node/gateway.mjs'], { cwd: root, env: { ...process.env, PORT: String(port), GATEWAY_API_KEYS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
     let log = ''
     child.stdout.on('data', (d) => (log += d))
     const url = `http://127.0.0.1:${port}`
     for (let i = 0; i < 600 && !log.includes('gateway listening'); i++) await new Promise((r) => setTimeout(r, 100))
     expect(log).toContain('gateway listening')
+    // Static assets resolve from the package root when bundled too.
+    const asset = await fetch(`${url}/scalar/standalone.js`)
+    expect(asset.status).toBe(200)
+    expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(100_000)
     const res = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', connection: 'close' },

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import type { Server as BridgeServer } from 'node:http'
 import { dirname, join, resolve } from 'node:path'
@@ -13,7 +14,15 @@ import { guardedLookup, nodeResolveHost } from './node-dns.js'
 import { undiciClient } from './undici-client.js'
 import { zlibCompressor } from './zlib-compressor.js'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+/** The package root: the first folder up from this module with a package.json (src/entry/ when run from source, dist/node/ when bundled). */
+const root = packageRoot(dirname(fileURLToPath(import.meta.url)))
+
+function packageRoot(dir: string): string {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json'))) return d
+    if (dirname(d) === d) return join(dir, '..', '..')
+  }
+}
 
 export async function readConfigFile(env: NodeJS.ProcessEnv): Promise<GatewayConfig> {
   const path = env.GATEWAY_CONFIG

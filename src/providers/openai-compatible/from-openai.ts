@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import type { ChatEvent, FinishReason, Usage } from '../../core/types.js'
 import { GatewayError } from '../../errors.js'
+import { unref } from '../../streaming/connection.js'
 import { decodeSse } from '../../streaming/decode.js'
 import { Vector, type BatchResult } from '../shared/embed-batches.js'
 import type { HttpResponse } from '../shared/http.js'
@@ -127,23 +128,46 @@ export async function* eventsFromOpenAIResponse(provider: string, res: HttpRespo
   }
   const mapper = new OpenAIChunkMapper()
   const out: ChatEvent[] = []
-  for await (const ev of decodeSse(res.body)) {
-    if (ev.data.startsWith('[DONE]')) break
-    let chunk: unknown
-    try {
-      chunk = JSON.parse(ev.data)
-    } catch (err) {
-      throw new GatewayError('upstream', `Provider "${provider}" sent a stream event that is not JSON.`, { cause: err })
+  let ended: ReturnType<typeof setTimeout> | undefined
+  try {
+    for await (const ev of decodeSse(res.body)) {
+      if (ended) continue
+      if (ev.data.startsWith('[DONE]')) {
+        // Read on to the body's end instead of breaking off: undici aborts a response left
+        // unfinished, closing its connection. A server that holds the body open after
+        // [DONE] gets a moment, then the body is dropped.
+        mapper.end(out)
+        yield* out
+        out.length = 0
+        ended = setTimeout(() => void res.discard(), DRAIN_AFTER_DONE_MS)
+        unref(ended)
+        continue
+      }
+      let chunk: unknown
+      try {
+        chunk = JSON.parse(ev.data)
+      } catch (err) {
+        throw new GatewayError('upstream', `Provider "${provider}" sent a stream event that is not JSON.`, { cause: err })
+      }
+      const inband = (chunk as { error?: { message?: string } }).error
+      if (inband) throw new GatewayError('upstream', `Provider "${provider}" failed mid-stream: ${inband.message ?? 'unknown error'}`)
+      mapper.map(chunk as never, out)
+      for (const e of out) yield e
+      out.length = 0
     }
-    const inband = (chunk as { error?: { message?: string } }).error
-    if (inband) throw new GatewayError('upstream', `Provider "${provider}" failed mid-stream: ${inband.message ?? 'unknown error'}`)
-    mapper.map(chunk as never, out)
-    for (const e of out) yield e
-    out.length = 0
+  } catch (err) {
+    // Dropped after [DONE]: everything was delivered.
+    if (!ended) throw err
+  } finally {
+    clearTimeout(ended)
   }
+  if (ended) return
   mapper.end(out)
   yield* out
 }
+
+/** How long a body may stay open after `data: [DONE]` before it is dropped. */
+const DRAIN_AFTER_DONE_MS = 2000
 
 const EmbeddingList = z.looseObject({
   data: z.array(z.looseObject({ index: z.number().int(), embedding: Vector })),
