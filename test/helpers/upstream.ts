@@ -18,6 +18,8 @@ export interface FakeUpstream {
   aborted: number
   /** Open sockets right now: a leak check. */
   openSockets(): number
+  /** Connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  readonly connections: number
   handle(handler: UpstreamHandler): void
   close(): Promise<void>
 }
@@ -30,7 +32,7 @@ export async function startUpstream(handler?: UpstreamHandler): Promise<FakeUpst
   let current: UpstreamHandler = handler ?? ((_, res) => void res.writeHead(404).end())
   const requests: RecordedRequest[] = []
   const sockets = new Set<import('node:net').Socket>()
-  const state = { aborted: 0 }
+  const state = { aborted: 0, connections: 0 }
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = []
     for await (const c of req) chunks.push(c as Buffer)
@@ -48,6 +50,7 @@ export async function startUpstream(handler?: UpstreamHandler): Promise<FakeUpst
     }
   })
   server.on('connection', (s) => {
+    state.connections++
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
@@ -56,6 +59,9 @@ export async function startUpstream(handler?: UpstreamHandler): Promise<FakeUpst
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get connections() {
+      return state.connections
+    },
     get aborted() {
       return state.aborted
     },

@@ -114,10 +114,52 @@ describe('openai-compatible specifics', () => {
     })
   })
 
-  it('times out when the upstream sends no headers in time', async () => {
+  it.each(['undici', 'fetch'] as const)('times out when the upstream sends no headers in time (%s), naming the provider and the deadline', async (client) => {
     const up = await startUpstream(() => new Promise(() => {}))
-    const p = openAICompatibleProvider({ id: 'slow', baseURL: up.url, timeoutMs: 200 }, undiciClient())
-    await expect(aggregate(p.chat({ model: 'm', stream: false, messages: [] }, { signal: new AbortController().signal, requestId: 'r' }))).rejects.toMatchObject({ kind: 'timeout', status: 504 })
+    const p = openAICompatibleProvider({ id: 'slow', baseURL: up.url, timeoutMs: 200 }, client === 'undici' ? undiciClient() : fetchClient())
+    const started = Date.now()
+    await expect(aggregate(p.chat({ model: 'm', stream: false, messages: [] }, { signal: new AbortController().signal, requestId: 'r' }))).rejects.toMatchObject({
+      kind: 'timeout',
+      status: 504,
+      message: 'Provider "slow" did not answer within 200 ms.',
+    })
+    expect(Date.now() - started).toBeLessThan(2000)
+    await up.close()
+  })
+
+  it('the header deadline never cuts a long body that began in time', async () => {
+    const up = await startUpstream((_req, res) => writeSse(res, fx.streamText, { delayMs: 120 }))
+    const p = openAICompatibleProvider({ id: 'up', baseURL: `${up.url}/v1`, timeoutMs: 200 }, undiciClient())
+    const result = await aggregate(p.chat({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }] }, { signal: new AbortController().signal, requestId: 'r' }))
+    expect(result.finishReason).toBe('stop')
+    await up.close()
+  })
+
+  it('sequential streams reuse keep-alive connections (read to the body's end), not one connection per stream', async () => {
+    const up = await startUpstream((_req, res) => writeSse(res, fx.streamText))
+    const p = openAICompatibleProvider({ id: 'up', baseURL: `${up.url}/v1` }, undiciClient())
+    for (let i = 0; i < 10; i++) {
+      const result = await aggregate(p.chat({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }] }, { signal: new AbortController().signal, requestId: 'r' }))
+      expect(result.finishReason).toBe('stop')
+    }
+    // undici may open one spare connection next to the one in use.
+    expect(up.connections).toBeLessThanOrEqual(2)
+    await up.close()
+  })
+
+  it('a body held open after [DONE] still ends the stream, with every event delivered', async () => {
+    const up = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      for (const e of fx.streamText) res.write(`data: ${JSON.stringify(e)}\n\n`)
+      res.write('data: [DONE]\n\n')
+      // …and never ends the response.
+    })
+    const p = openAICompatibleProvider({ id: 'up', baseURL: `${up.url}/v1` }, undiciClient())
+    const started = Date.now()
+    const result = await aggregate(p.chat({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }] }, { signal: new AbortController().signal, requestId: 'r' }))
+    expect(result.finishReason).toBe('stop')
+    expect(result.content.length).toBeGreaterThan(0)
+    expect(Date.now() - started).toBeLessThan(4000)
     await up.close()
   })
 })
