@@ -135,7 +135,7 @@ describe('openai-compatible specifics', () => {
     await up.close()
   })
 
-  it('sequential streams reuse keep-alive connections (read to the body's end), not one connection per stream', async () => {
+  it('sequential streams reuse keep-alive connections (read to the end of the body), not one connection per stream', async () => {
     const up = await startUpstream((_req, res) => writeSse(res, fx.streamText))
     const p = openAICompatibleProvider({ id: 'up', baseURL: `${up.url}/v1` }, undiciClient())
     for (let i = 0; i < 10; i++) {
