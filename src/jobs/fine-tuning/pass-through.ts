@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { ProviderConfig } from '../../config.js'
 import { ConfigError } from '../../config.js'
-import { headerDeadline, send, upstreamError, type HttpClient } from '../../providers/shared/http.js'
+import { sendWithin, upstreamError, type HttpClient } from '../../providers/shared/http.js'
 import type { FineTuningJob, JobCheckpoint, JobEvent } from './job.js'
 import type { CreateJobInput } from './runner.js'
 import { vertexFineTuning } from './vertex.js'
@@ -92,14 +92,9 @@ export function fineTuningUpstream(config: ProviderConfig, http: HttpClient): Fi
   const id = config.id
 
   async function request(method: 'GET' | 'POST' | 'DELETE', path: string, body: string | Uint8Array | undefined, extra: Record<string, string>, signal: AbortSignal) {
-    const deadline = headerDeadline(signal, TIMEOUT_MS, id)
-    try {
-      const res = await send(http, id, url(path), { method, headers: { ...headers, ...extra }, body, signal: deadline.signal })
-      if (res.status >= 400) throw await upstreamError(id, res)
-      return res
-    } finally {
-      deadline.headersReceived()
-    }
+    const res = await sendWithin(http, id, url(path), { method, headers: { ...headers, ...extra }, body, signal }, TIMEOUT_MS)
+    if (res.status >= 400) throw await upstreamError(id, res)
+    return res
   }
 
   async function uploadFile(file: SourceFile, signal: AbortSignal): Promise<string> {
