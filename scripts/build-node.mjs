@@ -18,8 +18,8 @@ await esbuild.build({
   format: 'esm',
   target: 'node20',
   packages: 'external',
-  // Function and class names stay readable in stack traces and profiles.
-  keepNames: true,
+  // Not minified, so function names stay in stack traces and profiles without
+  // keepNames (whose __name() call on every closure costs ~1% of a request).
   sourcemap: 'linked',
   logLevel: 'warning',
 })
