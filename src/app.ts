@@ -235,7 +235,16 @@ export async function createGateway(config: GatewayConfig, deps: GatewayDeps = {
 
   // Batch work re-enters the gateway's own fetch handler, so every item takes the full pipeline.
   const dispatch = createDispatch((request, env) => app.fetch(request, env))
-  const batches = new BatchRunner({ jobs: storage.mount('jobs'), files, dispatch, concurrency: config.batch.concurrency, logger, startOnCreate: deps.backgroundJobs !== false })
+  const batches = new BatchRunner({
+    jobs: storage.mount('jobs'),
+    files,
+    dispatch,
+    concurrency: config.batch.concurrency,
+    leaseSec: config.batch.leaseSec,
+    logger,
+    startOnCreate: deps.backgroundJobs !== false,
+    sweep: deps.backgroundJobs !== false,
+  })
   syncBatchRoutes(app, { dispatch, bodyLimit: config.server.bodyLimit, maxItems: config.batch.maxItems })
   fileRoutes(app, { files, maxBytes: config.files.maxBytes, validateFineTune: validateFineTuneFile })
   batchRoutes(app, { runner: batches, bodyLimit: config.server.bodyLimit })

@@ -71,6 +71,12 @@ export const ConfigSchema = z.object({
       maxItems: z.number().int().positive().default(1000),
       /** Items of one background batch in flight at once. */
       concurrency: z.number().int().positive().max(256).default(4),
+      /**
+       * Seconds a runner's lease on a background batch lasts (renewed every third of it while the
+       * batch runs). Another runner takes over a batch only once its lease has expired: this is how
+       * long a batch stalls after the process running it dies.
+       */
+      leaseSec: z.number().min(1).max(3600).default(60),
     })
     .prefault({}),
   files: z.object({ maxBytes: z.number().int().positive().default(200 * 1024 * 1024) }).prefault({}),

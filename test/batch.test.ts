@@ -127,7 +127,7 @@ describe('batches survive a gateway restart', () => {
   it('after a crash mid-batch, every line gets exactly one result', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lmgw-batch-'))
     const configFile = join(dir, 'gateway.config.json')
-    writeFileSync(configFile, JSON.stringify({ server: { apiKeys: ['k'] }, storage: { files: { driver: 'fs', base: join(dir, 'files') }, jobs: { driver: 'fs', base: join(dir, 'jobs') } }, batch: { concurrency: 2 } }))
+    writeFileSync(configFile, JSON.stringify({ server: { apiKeys: ['k'] }, storage: { files: { driver: 'fs', base: join(dir, 'files') }, jobs: { driver: 'fs', base: join(dir, 'jobs') } }, batch: { concurrency: 2, leaseSec: 2 } }))
     const port = await freePort()
     const launcher = nodeGatewayLauncher(configFile, port)
     const start = () => launcher.start()
@@ -148,6 +148,7 @@ describe('batches survive a gateway restart', () => {
     child.kill('SIGKILL')
     await new Promise((r) => child!.once('exit', r))
 
+    // The killed process keeps its lease: the restarted one takes the batch over once it expires (it looks every leaseSec).
     child = await start()
     const done = await waitFor(client, batch.id, ['completed'], 30_000).catch((e) => {
       throw new Error(`${e.message}\n${launcher.logs}`)

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js'
 import { isBatchEndpoint, type Dispatch } from './dispatch.js'
 import type { FileStore } from './files.js'
 import { describeLineErrors, parseBatchJsonl, type BatchLine } from './jsonl.js'
+import { Leases, readRecord, sweepEvery, WriteQueue, type JobLease } from './lease.js'
 
 export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled'
 
@@ -34,6 +35,8 @@ export interface Batch {
 
 interface StoredBatch extends Batch {
   owner: string | null
+  /** The runner working on it and until when (see `Leases`); `until: 0` once released. */
+  lease?: JobLease
 }
 
 /** One finished item, persisted before the next one is counted. */
@@ -57,9 +60,29 @@ export interface BatchRunnerOptions {
    * runs them instead (`resume()` from the scheduled handler).
    */
   startOnCreate?: boolean
+  /** Seconds a runner's lease on a batch lasts (default 60), renewed every third of that while it runs. */
+  leaseSec?: number
+  /**
+   * Every `leaseSec`, look for unfinished batches nobody holds (their runner
+   * died, or another instance created them) and take them over: on Node and
+   * Bun, where the process lives on. Off by default.
+   */
+  sweep?: boolean
+  /** This runner's id in batch leases (default: a fresh random one). */
+  runnerId?: string
 }
 
 const ACTIVE: BatchStatus[] = ['validating', 'in_progress', 'finalizing', 'cancelling']
+/** Statuses a cancel applies to. */
+const CANCELLABLE: BatchStatus[] = ['validating', 'in_progress']
+/** How often, at most, a running batch looks for a cancel made through another instance as its items finish. */
+const CANCEL_CHECK_MS = 1000
+
+/** A batch run here: `run` stops everything (shutdown, lease lost), `items` only the items (cancel: the batch still finalizes). */
+interface Run {
+  run: AbortController
+  items: AbortController
+}
 
 /**
  * Runs OpenAI-style batches in the background. Every finished item is written
@@ -67,45 +90,75 @@ const ACTIVE: BatchStatus[] = ['validating', 'in_progress', 'finalizing', 'cance
  * restart `resume()` runs exactly the items that have no result yet: none is
  * lost and none gets two results. Items go through the gateway's own
  * pipeline at low queue priority.
+ *
+ * Several runners may share the mount (isolates and the Cron Trigger on
+ * Workers, Node instances on one Redis or folder). A runner works on a
+ * batch only while it holds the batch's lease (`lease` in the record, see
+ * `Leases`); `resume()` skips batches another live runner holds, and takes
+ * them once that lease has expired. Reads of batches this runner is not
+ * running come from storage, where their runner writes them.
  */
 export class BatchRunner {
-  private readonly running = new Map<string, AbortController>()
+  private readonly running = new Map<string, Run>()
   private readonly done = new Map<string, Promise<void>>()
+  /**
+   * Records of the batches this runner is running, the authority while it
+   * runs (fs rewrites files in place: a racing read could see a torn one).
+   * Every other batch is read from storage: another runner may be changing it.
+   */
+  private readonly known = new Map<string, StoredBatch>()
+  /** Each batch's record writes, in order (a lease renewal must not land after a newer status). */
+  private readonly writes = new WriteQueue()
+  private readonly leases: Leases<StoredBatch>
+  private readonly sweeper?: ReturnType<typeof setInterval>
   private closed = false
   private readonly now: () => number
+  readonly runnerId: string
 
   constructor(private readonly opts: BatchRunnerOptions) {
     this.now = opts.now ?? nowSeconds
+    this.runnerId = opts.runnerId ?? newId('batchrunner-')
+    this.leases = new Leases<StoredBatch>(opts.jobs, this.runnerId, (opts.leaseSec ?? 60) * 1000, opts.logger, {
+      what: 'batch',
+      field: 'batch',
+      stored: (id) => this.stored(id),
+      mine: (id) => this.known.get(id),
+      save: (batch) => this.save(batch),
+      runnable: (batch) => ACTIVE.includes(batch.status),
+      cancelKey: cancelMarker,
+      cancellable: (batch) => CANCELLABLE.includes(batch.status),
+      cancelledIn: (batch) => batch.status === 'cancelling' || batch.status === 'cancelled',
+      cancel: (id, mine) => this.cancelHere(id, mine),
+    })
+    if (opts.sweep) this.sweeper = sweepEvery(this.leases.leaseMs, () => this.resume(), opts.logger, 'batches')
   }
-
-  private key(id: string): string {
-    return `batches:${id}`
-  }
-
-  /**
-   * This process's batches, the authority while it runs: the fs driver
-   * rewrites files in place, so a read racing a write could see a torn record.
-   */
-  private readonly known = new Map<string, StoredBatch>()
 
   private async load(id: string): Promise<StoredBatch | null> {
     if (!/^batch_[A-Za-z0-9]+$/.test(id)) return null
-    const mine = this.known.get(id)
+    const mine = this.done.has(id) ? this.known.get(id) : undefined
     if (mine) return structuredClone(mine)
-    const stored = await this.opts.jobs.getItem<StoredBatch>(this.key(id))
-    if (isBatch(stored)) return stored
-    const copy = await this.opts.jobs.getItem<StoredBatch>(`batchcopies:${id}`)
-    return isBatch(copy) ? copy : null
+    return this.stored(id)
+  }
+
+  /** The record as storage has it, after this runner's own writes of it; the copy when the record is torn. */
+  private async stored(id: string): Promise<StoredBatch | null> {
+    const pending = () => this.writes.pending(id)
+    return (await readRecord(this.opts.jobs, `batches:${id}`, isBatch, pending)) ?? readRecord(this.opts.jobs, `batchcopies:${id}`, isBatch, pending)
   }
 
   /**
    * Written twice, one after the other: the fs driver rewrites a file in
    * place, so a crash mid-write can leave one of them torn, never both.
    */
-  private async save(batch: StoredBatch): Promise<void> {
-    this.known.set(batch.id, structuredClone(batch))
-    await this.opts.jobs.setItem(this.key(batch.id), batch)
-    await this.opts.jobs.setItem(`batchcopies:${batch.id}`, batch)
+  private save(batch: StoredBatch): Promise<void> {
+    const id = batch.id
+    if (this.leases.lost.has(id)) return Promise.resolve()
+    if (this.done.has(id)) this.known.set(id, structuredClone(batch))
+    const copy = structuredClone(batch)
+    return this.writes.add(id, async () => {
+      await this.opts.jobs.setItem(`batches:${id}`, copy)
+      await this.opts.jobs.setItem(`batchcopies:${id}`, copy)
+    })
   }
 
   async get(id: string, owner: string | undefined): Promise<Batch> {
@@ -166,30 +219,53 @@ export class BatchRunner {
   async cancel(id: string, owner: string | undefined): Promise<Batch> {
     const b = await this.load(id)
     if (!b || b.owner !== (owner ?? null)) throw new GatewayError('not_found', `No such batch: ${id}`, { param: 'batch_id', code: 'batch_not_found' })
-    if (b.status === 'validating' || b.status === 'in_progress') {
+    if (CANCELLABLE.includes(b.status)) {
+      const mine = this.known.get(id)
+      if (mine && this.done.has(id)) {
+        await this.cancelHere(id, mine)
+        return publicBatch(mine)
+      }
       b.status = 'cancelling'
       b.cancelling_at = this.now()
+      // Its runner, here or elsewhere, looks for this marker as items finish and at lease renewal: its own writes could hide our status.
+      if (b.lease || this.done.has(id)) await this.opts.jobs.setItem(cancelMarker(id), true)
+      // Running in another process: the record is its runner's to write (ours could land over a newer state); it turns `cancelling` there shortly.
+      if (this.leases.heldByOther(b)) return publicBatch(b)
       await this.save(b)
-      this.running.get(id)?.abort()
-      if (this.opts.startOnCreate !== false) this.schedule(id)
+      if (this.opts.startOnCreate !== false) void this.schedule(id)
     } else if (b.status !== 'cancelling') {
       throw new GatewayError('invalid_request', `Batch ${id} is ${b.status} and cannot be cancelled.`, { code: 'batch_not_cancellable', status: 409 })
     }
     return publicBatch(b)
   }
 
-  /** Picks up every batch that was still running when the process stopped. */
+  /** Cancels a batch this runner is running: no more items start, the run finalizes it as `cancelled`. */
+  private async cancelHere(id: string, mine: StoredBatch): Promise<void> {
+    if (CANCELLABLE.includes(mine.status)) {
+      mine.status = 'cancelling'
+      mine.cancelling_at = this.now()
+      await this.save(mine)
+    }
+    this.running.get(id)?.items.abort()
+  }
+
+  /**
+   * Takes up every unfinished batch that no other runner holds a live lease
+   * on: those a stopped process left, and on Workers those created since
+   * (the Cron Trigger calls this). Resolves with how many it took.
+   */
   async resume(): Promise<number> {
     const keys = await this.opts.jobs.getKeys('batches')
-    let n = 0
-    for (const k of keys) {
-      const b = await this.load(k.slice('batches:'.length))
-      if (b && ACTIVE.includes(b.status)) {
-        this.schedule(b.id)
-        n++
-      }
-    }
-    return n
+    const taken = await Promise.all(
+      keys.map(async (k) => {
+        const id = k.slice('batches:'.length)
+        if (this.done.has(id)) return false
+        const b = await this.load(id)
+        if (!b || !ACTIVE.includes(b.status) || this.leases.heldByOther(b)) return false
+        return this.schedule(id)
+      }),
+    )
+    return taken.filter(Boolean).length
   }
 
   /** Resolves when the batch's current run ends (tests, shutdown). */
@@ -202,27 +278,39 @@ export class BatchRunner {
     while (this.done.size) await Promise.allSettled([...this.done.values()])
   }
 
-  /** Stops running items; unfinished ones have no result and run again after a restart. */
+  /** Stops running items and gives up the leases; unfinished items have no result and run again after a restart (or at once in another instance). */
   async close(): Promise<void> {
     this.closed = true
-    for (const c of this.running.values()) c.abort()
+    if (this.sweeper) clearInterval(this.sweeper)
+    for (const r of this.running.values()) r.run.abort()
     await Promise.allSettled([...this.done.values()])
   }
 
-  private schedule(id: string): void {
-    if (this.closed || this.done.has(id)) return
-    const run = this.process(id)
+  /** Runs the batch if its lease can be taken; resolves with whether it was. */
+  private schedule(id: string): Promise<boolean> {
+    if (this.closed || this.done.has(id)) return Promise.resolve(false)
+    const ctrl: Run = { run: new AbortController(), items: new AbortController() }
+    ctrl.run.signal.addEventListener('abort', () => ctrl.items.abort(), { once: true })
+    this.running.set(id, ctrl)
+    const { taken, finished } = this.leases.hold(id, ctrl.run, () => this.process(id, ctrl))
+    const run = finished
       .catch((err) => this.opts.logger.error('batch run failed', { batch: id, error: String((err as Error)?.message ?? err) }))
       .finally(() => {
         this.done.delete(id)
         this.running.delete(id)
+        this.known.delete(id)
       })
     this.done.set(id, run)
+    return taken
   }
 
-  private async process(id: string): Promise<void> {
+  private async process(id: string, ctrl: Run): Promise<void> {
     const batch = await this.load(id)
     if (!batch || !ACTIVE.includes(batch.status)) return
+    // Cancelled through another instance while nobody held it.
+    if (CANCELLABLE.includes(batch.status) && (await this.opts.jobs.getItem(cancelMarker(id)))) {
+      await this.cancelHere(id, batch)
+    }
     const { content } = await this.opts.files.content(batch.input_file_id, batch.owner ?? undefined)
     const { lines, errors } = parseBatchJsonl(content)
     const wrongUrl = lines.findIndex((l) => l.url !== batch.endpoint)
@@ -239,13 +327,11 @@ export class BatchRunner {
       Object.assign(batch, { status: 'in_progress', in_progress_at: this.now(), request_counts: { total: lines.length, completed: 0, failed: 0 } })
       await this.save(batch)
     }
-    if (batch.status === 'in_progress') await this.runItems(batch, lines)
-    await this.finalize(id, lines)
+    if (batch.status === 'in_progress') await this.runItems(batch, lines, ctrl.items.signal)
+    await this.finalize(id, lines, ctrl.run.signal)
   }
 
-  private async runItems(batch: StoredBatch, lines: BatchLine[]): Promise<void> {
-    const ctrl = new AbortController()
-    this.running.set(batch.id, ctrl)
+  private async runItems(batch: StoredBatch, lines: BatchLine[], signal: AbortSignal): Promise<void> {
     const doneKeys = new Set<string>()
     const counts = { ...batch.request_counts, completed: 0, failed: 0 }
     for (const k of await this.opts.jobs.getKeys(`items:${batch.id}`)) {
@@ -260,21 +346,22 @@ export class BatchRunner {
     let next = 0
     // Counts are rewritten after each item; a chain keeps those writes in order.
     let chain = Promise.resolve()
+    let cancelChecked = Date.now()
     const worker = async () => {
       for (;;) {
-        if (ctrl.signal.aborted || this.closed) return
+        if (signal.aborted || this.closed) return
         if (this.now() >= batch.expires_at) return
         const i = pending[next++]
         if (i === undefined) return
         const line = lines[i]
         let record: ItemRecord
         try {
-          const res = await this.opts.dispatch({ method: 'POST', url: line.url, body: line.body, priority: 'low', signal: ctrl.signal }, { keyId: batch.owner ?? undefined, isAdmin: false })
-          if (ctrl.signal.aborted) return
+          const res = await this.opts.dispatch({ method: 'POST', url: line.url, body: line.body, priority: 'low', signal }, { keyId: batch.owner ?? undefined, isAdmin: false })
+          if (signal.aborted) return
           const ok = res.status < 400
           record = { ok, line: JSON.stringify({ id: newId('batch_req_'), custom_id: line.custom_id, response: { status_code: res.status, request_id: res.requestId, body: res.body }, error: null }) }
         } catch (err) {
-          if (ctrl.signal.aborted) return
+          if (signal.aborted) return
           const e = GatewayError.from(err)
           record = { ok: false, line: JSON.stringify({ id: newId('batch_req_'), custom_id: line.custom_id, response: null, error: { code: e.code ?? e.kind, message: e.message } }) }
         }
@@ -282,11 +369,14 @@ export class BatchRunner {
         if (record.ok) counts.completed++
         else counts.failed++
         chain = chain.then(async () => {
-          const fresh = await this.load(batch.id)
-          if (fresh && fresh.status === 'in_progress') {
-            fresh.request_counts = { total: lines.length, completed: counts.completed, failed: counts.failed }
-            await this.save(fresh)
-          }
+          // This runner's copy, checked and changed in one step: a cancel landing in between must not be written over.
+          const mine = this.known.get(batch.id)
+          if (mine?.status !== 'in_progress') return
+          mine.request_counts = { total: lines.length, completed: counts.completed, failed: counts.failed }
+          await this.save(mine)
+          if (Date.now() - cancelChecked < CANCEL_CHECK_MS) return
+          cancelChecked = Date.now()
+          if (await this.opts.jobs.getItem(cancelMarker(batch.id))) await this.cancelHere(batch.id, this.known.get(batch.id) ?? mine)
         })
       }
     }
@@ -294,9 +384,10 @@ export class BatchRunner {
     await chain
   }
 
-  private async finalize(id: string, lines: BatchLine[]): Promise<void> {
+  private async finalize(id: string, lines: BatchLine[], signal: AbortSignal): Promise<void> {
     const batch = await this.load(id)
-    if (!batch || this.closed) return
+    // Shut down, or the lease was taken over: the batch is finished by whoever runs it next.
+    if (!batch || signal.aborted) return
     const results = (await Promise.all(lines.map((_, i) => this.opts.jobs.getItem<ItemRecord>(`items:${id}:${i}`)))).map((r) => (isItem(r) ? r : null))
     const finished = results.filter((r) => r !== null).length
     const now = this.now()
@@ -340,6 +431,11 @@ function isBatch(value: unknown): value is StoredBatch {
 }
 
 function publicBatch(b: StoredBatch): Batch {
-  const { owner: _owner, ...batch } = b
+  const { owner: _owner, lease: _lease, ...batch } = b
   return batch
+}
+
+/** Left by a cancel made where the batch is not running; its runner sees it and cancels. */
+function cancelMarker(id: string): string {
+  return `batchcancel:${id}`
 }

@@ -1,4 +1,5 @@
 import type { FileObject } from '../files.js'
+import type { JobLease } from '../lease.js'
 
 export type JobStatus = 'validating_files' | 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
 export const ACTIVE: readonly JobStatus[] = ['validating_files', 'queued', 'running']
@@ -77,18 +78,6 @@ export interface StoredJob extends FineTuningJob {
   scores?: { base: number; adapter: number; examples: number; metric: string } | null
   /** An adapter job's lease: the runner working on it and until when (ms since the epoch); `until: 0` once released. */
   lease?: JobLease
-}
-
-export interface JobLease {
-  holder: string
-  until: number
-}
-
-/** Whether a lease keeps `runner` off the job at `now`: held by another runner and not expired. */
-export function heldByOther(lease: unknown, runner: string, now: number): boolean {
-  if (!lease || typeof lease !== 'object') return false
-  const { holder, until } = lease as Partial<JobLease>
-  return typeof holder === 'string' && holder !== runner && typeof until === 'number' && until > now
 }
 
 export function publicJob(job: StoredJob): FineTuningJob {

@@ -9,7 +9,8 @@ import type { FileObject, FileStore } from '../files.js'
 import { describeLineErrors } from '../jsonl.js'
 import { buildAdapter, type EvalStep } from './build.js'
 import type { FineTuningConfig } from './config.js'
-import { ACTIVE, adapterCheckpoint, heldByOther, publicJob, requestedHyperparameters, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
+import { Leases, readRecord, sweepEvery, WriteQueue } from '../lease.js'
+import { ACTIVE, adapterCheckpoint, publicJob, requestedHyperparameters, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
 import type { FineTuningUpstream } from './pass-through.js'
 import { parseTrainingFile, type ParsedTrainingFile } from './training-file.js'
 
@@ -62,22 +63,6 @@ interface JobState {
 }
 
 const SUFFIX = /^[A-Za-z0-9_.-]{1,64}$/
-/** How long a freshly written lease is left before it is read back (see `acquire`). */
-const SETTLE_MS = 150
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const done = () => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done)
-  })
-}
-
 function isJob(value: unknown): value is StoredJob {
   return !!value && typeof value === 'object' && (value as StoredJob).object === 'fine_tuning.job'
 }
@@ -98,7 +83,7 @@ const creationOrder = () => Date.now() * 1000 + (sequence++ % 1000)
  * expiry `leaseSec` ahead, renewed every third of that); `resume()` skips
  * jobs leased by another runner until the lease expires, and a runner that
  * finds its lease taken over stops. Storage has no compare-and-swap, so
- * taking a lease is write, wait `SETTLE_MS`, read back (see `acquire`).
+ * taking a lease is write, wait `SETTLE_MS`, read back (`Leases` in ../lease.ts).
  */
 export class FineTuneRunner {
   private readonly running = new Map<string, AbortController>()
@@ -112,25 +97,32 @@ export class FineTuneRunner {
   /** Events of the jobs this runner is running. */
   private readonly events = new Map<string, JobEvent[]>()
   /** Each job's record writes, in order (a lease renewal must not land after a newer status). */
-  private readonly writes = new Map<string, Promise<void>>()
-  /** Jobs whose lease another runner took over: nothing more is written for them. */
-  private readonly lost = new Set<string>()
-  private readonly leaseMs: number
+  private readonly writes = new WriteQueue()
+  private readonly leases: Leases<StoredJob>
   private readonly sweeper?: ReturnType<typeof setInterval>
   private closed = false
   readonly runnerId: string
 
   constructor(private readonly opts: FineTuneRunnerOptions) {
     this.runnerId = opts.runnerId ?? newId('ftrunner-')
-    this.leaseMs = opts.config.leaseSec * 1000
-    if (opts.sweep) {
-      this.sweeper = setInterval(() => {
-        this.resume()
-          .then((n) => n && this.opts.logger.info('took over unfinished fine-tuning jobs', { count: n }))
-          .catch((err) => this.opts.logger.warn('fine-tuning job sweep failed', { error: String((err as Error)?.message ?? err) }))
-      }, this.leaseMs)
-      ;(this.sweeper as { unref?: () => void }).unref?.()
-    }
+    this.leases = new Leases<StoredJob>(opts.jobs, this.runnerId, opts.config.leaseSec * 1000, opts.logger, {
+      what: 'fine-tuning job',
+      field: 'job',
+      stored: (id) => this.stored(id),
+      mine: (id) => this.known.get(id),
+      save: (job) => this.save(job),
+      runnable: (job) => job.kind === 'adapter' && ACTIVE.includes(job.status),
+      cancelKey: (id) => `ftcancel:${id}`,
+      cancellable: (job) => ACTIVE.includes(job.status),
+      cancelledIn: (job) => job.status === 'cancelled',
+      cancel: async (id, mine, ctrl) => {
+        mine.status = 'cancelled'
+        this.events.delete(id)
+        await this.save(mine)
+        ctrl.abort()
+      },
+    })
+    if (opts.sweep) this.sweeper = sweepEvery(this.leases.leaseMs, () => this.resume(), opts.logger, 'fine-tuning jobs')
   }
 
   private async load(id: string): Promise<StoredJob | null> {
@@ -142,38 +134,15 @@ export class FineTuneRunner {
 
   /** The record as storage has it, after this runner's own writes of it. */
   private async stored(id: string): Promise<StoredJob | null> {
-    return this.read(`ftjobs:${id}`, isJob, () => this.writes.get(id))
-  }
-
-  /**
-   * Reads a record another writer may be rewriting: fs rewrites a file in
-   * place, so a read racing a write (this runner's, or another process's on
-   * the same folder) can see it torn. A value that is there but not valid is
-   * read again a few times before it counts as missing.
-   */
-  private async read<T>(key: string, valid: (v: unknown) => v is T, pending?: () => Promise<void> | undefined): Promise<T | null> {
-    for (let attempt = 0; ; attempt++) {
-      await pending?.()?.catch(() => {})
-      const value: unknown = await this.opts.jobs.getItem(key)
-      if (valid(value)) return value
-      if (value === null || value === undefined || attempt >= 4) return null
-      await new Promise((r) => setTimeout(r, 25))
-    }
+    return readRecord(this.opts.jobs, `ftjobs:${id}`, isJob, () => this.writes.pending(id))
   }
 
   private save(job: StoredJob): Promise<void> {
     const id = job.id
-    if (this.lost.has(id)) return Promise.resolve()
+    if (this.leases.lost.has(id)) return Promise.resolve()
     if (this.done.has(id)) this.known.set(id, structuredClone(job))
     const copy = structuredClone(job)
-    const next = (this.writes.get(id) ?? Promise.resolve()).catch(() => {}).then(() => this.opts.jobs.setItem(`ftjobs:${id}`, copy))
-    this.writes.set(id, next)
-    next
-      .finally(() => {
-        if (this.writes.get(id) === next) this.writes.delete(id)
-      })
-      .catch(() => {})
-    return next
+    return this.writes.add(id, () => this.opts.jobs.setItem(`ftjobs:${id}`, copy))
   }
 
   private async own(id: string, owner: string | undefined): Promise<StoredJob> {
@@ -186,13 +155,13 @@ export class FineTuneRunner {
     const here = this.done.has(id)
     const mine = here ? this.events.get(id) : undefined
     if (mine) return mine
-    const list = (await this.read(`ftevents:${id}`, (v): v is JobEvent[] => Array.isArray(v))) ?? []
+    const list = (await readRecord(this.opts.jobs, `ftevents:${id}`, (v): v is JobEvent[] => Array.isArray(v))) ?? []
     if (here) this.events.set(id, list)
     return list
   }
 
   private async event(id: string, message: string, extra: { level?: JobEvent['level']; data?: Record<string, unknown>; type?: JobEvent['type'] } = {}): Promise<void> {
-    if (this.lost.has(id)) return
+    if (this.leases.lost.has(id)) return
     const list = await this.eventsOf(id)
     list.push({ object: 'fine_tuning.job.event', id: newId('ftevent-'), created_at: nowSeconds(), level: extra.level ?? 'info', message, data: extra.data ?? null, type: extra.type ?? 'message' })
     await this.opts.jobs.setItem(`ftevents:${id}`, list)
@@ -391,7 +360,7 @@ export class FineTuneRunner {
         const id = k.slice('ftjobs:'.length)
         if (this.done.has(id)) return false
         const job = await this.load(id)
-        if (!job || job.kind !== 'adapter' || !ACTIVE.includes(job.status) || heldByOther(job.lease, this.runnerId, Date.now())) return false
+        if (!job || job.kind !== 'adapter' || !ACTIVE.includes(job.status) || this.leases.heldByOther(job)) return false
         return this.schedule(id)
       }),
     )
@@ -421,13 +390,7 @@ export class FineTuneRunner {
     if (this.closed || this.done.has(id)) return Promise.resolve(false)
     const ctrl = new AbortController()
     this.running.set(id, ctrl)
-    let took: (taken: boolean) => void = () => {}
-    const taken = new Promise<boolean>((resolve) => (took = resolve))
-    const run = (async () => {
-      const lease = await this.acquire(id, ctrl.signal)
-      took(!!lease)
-      if (!lease) return
-      const stopRenewing = this.keepLease(id, ctrl)
+    const { taken, finished } = this.leases.hold(id, ctrl, async (lease) => {
       try {
         if (lease.resumed) await this.event(id, 'Resuming after a gateway restart')
         await this.process(id, ctrl.signal)
@@ -437,104 +400,18 @@ export class FineTuneRunner {
           this.opts.logger.error('fine-tuning job failed', { job: id, kind: e.kind, error: e.message })
           await this.fail(id, e.code ?? 'internal_error', `The adapter build failed: ${e.message}`, null).catch(() => {})
         }
-      } finally {
-        stopRenewing()
-        await this.release(id).catch(() => {})
       }
-    })()
+    })
+    const run = finished
       .catch((err) => this.opts.logger.error('fine-tuning job could not be taken', { job: id, error: String((err as Error)?.message ?? err) }))
       .finally(() => {
-        took(false)
         this.done.delete(id)
         this.running.delete(id)
         this.known.delete(id)
         this.events.delete(id)
-        this.lost.delete(id)
       })
     this.done.set(id, run)
     return taken
-  }
-
-  /**
-   * Takes the job's lease: reads the record, writes this runner's lease into
-   * it unless another runner holds a live one, waits `SETTLE_MS` and reads it
-   * back; a different holder there means another runner took it at the same
-   * time, and the last writer keeps it. Without compare-and-swap two runners
-   * can still both win when one of them takes longer than `SETTLE_MS` between
-   * its read and its write; each then finds the other's id at its next
-   * renewal and the one that reads it stops.
-   */
-  private async acquire(id: string, signal: AbortSignal): Promise<{ resumed: boolean } | undefined> {
-    const job = await this.stored(id)
-    if (signal.aborted || !job || job.kind !== 'adapter' || !ACTIVE.includes(job.status)) return undefined
-    if (heldByOther(job.lease, this.runnerId, Date.now())) return undefined
-    // A job that was ever leased has run before: this run resumes it.
-    const resumed = job.lease !== undefined
-    job.lease = { holder: this.runnerId, until: Date.now() + this.leaseMs }
-    await this.save(job)
-    await sleep(SETTLE_MS, signal)
-    const check = await this.stored(id)
-    if (check?.lease?.holder !== this.runnerId) {
-      // Another runner wrote its lease after ours (or the read was torn): leave the job, and its record, to it.
-      this.lost.add(id)
-      this.opts.logger.info('fine-tuning job taken by another runner', { job: id })
-      return undefined
-    }
-    if (signal.aborted) {
-      await this.release(id)
-      return undefined
-    }
-    return { resumed }
-  }
-
-  /** Renews the lease every third of its term while the job runs; returns the stop. */
-  private keepLease(id: string, ctrl: AbortController): () => void {
-    let busy = false
-    const timer = setInterval(
-      () => {
-        if (busy || ctrl.signal.aborted) return
-        busy = true
-        this.renew(id, ctrl)
-          .catch((err) => this.opts.logger.warn('fine-tuning lease renewal failed', { job: id, error: String((err as Error)?.message ?? err) }))
-          .finally(() => (busy = false))
-      },
-      Math.max(100, Math.floor(this.leaseMs / 3)),
-    )
-    ;(timer as { unref?: () => void }).unref?.()
-    return () => clearInterval(timer)
-  }
-
-  private async renew(id: string, ctrl: AbortController): Promise<void> {
-    const stored = await this.stored(id)
-    const mine = this.known.get(id)
-    if (!mine || ctrl.signal.aborted) return
-    if (stored?.lease && stored.lease.holder !== this.runnerId) {
-      // Our lease expired (this runner stalled) and another runner has the job now: stop without another write.
-      this.lost.add(id)
-      ctrl.abort()
-      this.opts.logger.warn('fine-tuning job lease taken over by another runner: stopping here', { job: id })
-      return
-    }
-    if (ACTIVE.includes(mine.status) && (stored?.status === 'cancelled' || (await this.opts.jobs.getItem(`ftcancel:${id}`)))) {
-      // Cancelled through another instance.
-      mine.status = 'cancelled'
-      this.events.delete(id)
-      await this.save(mine)
-      ctrl.abort()
-      this.opts.logger.info('fine-tuning job cancelled elsewhere: stopping', { job: id })
-      return
-    }
-    mine.lease = { holder: this.runnerId, until: Date.now() + this.leaseMs }
-    await this.save(mine)
-  }
-
-  /** Gives the lease up as the run ends (finished, cancelled, shut down): `until: 0`, so the job shows it ran before. */
-  private async release(id: string): Promise<void> {
-    const mine = this.known.get(id)
-    if (!mine || this.lost.has(id) || mine.lease?.holder !== this.runnerId) return
-    mine.lease = { holder: this.runnerId, until: 0 }
-    await this.save(mine)
-    if (!ACTIVE.includes(mine.status)) await this.opts.jobs.removeItem(`ftcancel:${id}`)
   }
 
   /** The job as it stands, or undefined once it is no longer this run's to finish (cancelled, shut down). */
