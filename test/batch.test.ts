@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import OpenAI, { toFile } from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeSse } from '../src/streaming/decode.js'
+import { completionText } from './fixtures/openai/chat.js'
 import { startGateway, type RunningGateway } from './helpers/gateway.js'
+import { sleep, startUpstream } from './helpers/upstream.js'
 import { freePort, nodeGatewayLauncher } from './runtimes/spawn.js'
 
 const line = (id: string, text: string, url = '/v1/chat/completions') => JSON.stringify({ custom_id: id, method: 'POST', url, body: { model: 'mock-1', messages: [{ role: 'user', content: text }] } })
@@ -159,6 +161,160 @@ describe('batches survive a gateway restart', () => {
     expect(new Set(out.map((r) => r.custom_id)).size).toBe(n)
     for (const r of out) expect(r.response.body.choices[0].message.content).toBe(`item ${r.custom_id.slice(1)} x y`)
     child.kill('SIGTERM')
+  }, 90_000)
+})
+
+/**
+ * A fake OpenAI upstream that answers each chat completion after `delayMs`
+ * with the prompt echoed, and counts the calls per prompt and per gateway
+ * (each gateway's provider sends its own `x-gateway` header).
+ */
+async function countingUpstream(delayMs: number) {
+  const calls = new Map<string, string[]>()
+  const upstream = await startUpstream(async (req, res) => {
+    if (req.method !== 'POST' || req.url !== '/v1/chat/completions') return void res.writeHead(404).end()
+    const prompt = String(req.json().messages[0].content)
+    calls.set(prompt, [...(calls.get(prompt) ?? []), String(req.headers['x-gateway'])])
+    await sleep(delayMs)
+    const body = { ...completionText, choices: [{ ...completionText.choices[0], message: { ...completionText.choices[0].message, content: prompt } }] }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+  })
+  return { upstream, calls }
+}
+
+describe('two gateways sharing one fs store', () => {
+  let child: ChildProcess | undefined
+  const closers: Array<() => Promise<void>> = []
+  afterAll(async () => {
+    child?.kill('SIGKILL')
+    for (const close of closers) await close().catch(() => {})
+  })
+
+  const shared = (dir: string, upstream: string, gateway: string) => ({
+    server: { apiKeys: ['k'] },
+    providers: [{ id: 'oai', type: 'openai-compatible', baseURL: `${upstream}/v1`, apiKey: 'sk-up', headers: { 'x-gateway': gateway } }],
+    storage: { files: { driver: 'fs', base: join(dir, 'files') }, jobs: { driver: 'fs', base: join(dir, 'jobs') } },
+    batch: { concurrency: 2, leaseSec: 2 },
+  })
+  const oaiLine = (i: number) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'oai/gpt-4o-mini', messages: [{ role: 'user', content: `item ${i}` }] } })
+
+  it('a batch created in one gateway and run by the other shows its progress and `completed` where it was created, in GET and in the list', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lmgw-batch-shared-'))
+    const { upstream, calls } = await countingUpstream(150)
+    closers.push(() => upstream.close())
+    const a = await startGateway(shared(dir, upstream.url, 'a'))
+    closers.push(() => a.close())
+    // B runs no batches itself, as a Workers isolate: it writes the record, A runs it.
+    const b = await startGateway(shared(dir, upstream.url, 'b'), { backgroundJobs: false })
+    closers.push(() => b.close())
+    const clientA = new OpenAI({ baseURL: a.baseURL, apiKey: 'k', maxRetries: 0 })
+    const clientB = new OpenAI({ baseURL: b.baseURL, apiKey: 'k', maxRetries: 0 })
+    const n = 10
+    const file = await clientB.files.create({ file: await toFile(Buffer.from(Array.from({ length: n }, (_, i) => oaiLine(i)).join('\n')), 'shared.jsonl'), purpose: 'batch' })
+    const batch = await clientB.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    expect((await clientB.batches.retrieve(batch.id)).status).toBe('validating')
+    expect(await a.gateway.batches.resume()).toBe(1)
+
+    // B sees A's progress as A writes it, and never takes the batch while A holds it.
+    let seen: OpenAI.Batch | undefined
+    for (let i = 0; i < 400; i++) {
+      seen = await clientB.batches.retrieve(batch.id)
+      if (seen.status === 'in_progress' && seen.request_counts!.completed >= 2) break
+      await sleep(20)
+    }
+    expect(seen!.status).toBe('in_progress')
+    expect(seen!.request_counts!.completed).toBeLessThan(n)
+    expect(await b.gateway.batches.resume()).toBe(0)
+
+    const done = await waitFor(clientB, batch.id, ['completed', 'failed', 'expired'])
+    expect(done.status).toBe('completed')
+    expect(done.request_counts).toEqual({ total: n, completed: n, failed: 0 })
+    expect(done.completed_at).toBeTypeOf('number')
+    expect(done).not.toHaveProperty('lease')
+    const listed = (await clientB.batches.list({ limit: 10 })).data.find((x) => x.id === batch.id)
+    expect(listed).toMatchObject({ status: 'completed', request_counts: { total: n, completed: n, failed: 0 }, output_file_id: done.output_file_id })
+    expect(await clientA.batches.retrieve(batch.id)).toMatchObject({ status: 'completed', output_file_id: done.output_file_id })
+    const out = parseJsonl(await (await clientB.files.content(done.output_file_id!)).text())
+    expect(out.map((r) => r.custom_id).sort()).toEqual(Array.from({ length: n }, (_, i) => `r${i}`).sort())
+    // Every item ran once, all in A.
+    expect([...calls.values()].flat()).toEqual(Array(n).fill('a'))
+  }, 60_000)
+
+  it('a cancel through the other gateway reaches the runner: the batch ends cancelled, with the items done before it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lmgw-batch-cancel-'))
+    const { upstream } = await countingUpstream(200)
+    closers.push(() => upstream.close())
+    const a = await startGateway(shared(dir, upstream.url, 'a'))
+    closers.push(() => a.close())
+    const b = await startGateway(shared(dir, upstream.url, 'b'))
+    closers.push(() => b.close())
+    const clientA = new OpenAI({ baseURL: a.baseURL, apiKey: 'k', maxRetries: 0 })
+    const clientB = new OpenAI({ baseURL: b.baseURL, apiKey: 'k', maxRetries: 0 })
+    const n = 40
+    const file = await clientA.files.create({ file: await toFile(Buffer.from(Array.from({ length: n }, (_, i) => oaiLine(i)).join('\n')), 'cancel.jsonl'), purpose: 'batch' })
+    const batch = await clientA.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    for (let i = 0; i < 400; i++) {
+      const seen = await clientB.batches.retrieve(batch.id)
+      if (seen.status === 'in_progress' && seen.request_counts!.completed >= 2) break
+      await sleep(20)
+    }
+    expect((await clientB.batches.cancel(batch.id)).status).toBe('cancelling')
+    const done = await waitFor(clientB, batch.id, ['cancelled', 'completed'], 10_000)
+    expect(done.status).toBe('cancelled')
+    expect(done.cancelled_at).toBeTypeOf('number')
+    const out = parseJsonl(await (await clientB.files.content(done.output_file_id!)).text())
+    expect(out.length).toBeGreaterThanOrEqual(2)
+    expect(out.length).toBeLessThan(n)
+    expect(done.request_counts!.completed).toBe(out.length)
+    expect(await clientA.batches.cancel(batch.id).catch((e) => e)).toMatchObject({ status: 409 })
+    await a.gateway.batches.idle()
+    expect(await a.gateway.storage.mount('jobs').getItem(`batchcancel:${batch.id}`)).toBeNull()
+  }, 60_000)
+
+  it('a batch leased by a live gateway is not taken by the other; once its runner dies and the lease expires it is, every item answered exactly once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lmgw-batch-lease-'))
+    const { upstream, calls } = await countingUpstream(400)
+    closers.push(() => upstream.close())
+    const configFile = join(dir, 'gateway.config.json')
+    writeFileSync(configFile, JSON.stringify(shared(dir, upstream.url, 'a')))
+    const port = await freePort()
+    const launcher = nodeGatewayLauncher(configFile, port)
+    child = await launcher.start()
+    const clientA = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'k', maxRetries: 0 })
+    const n = 30
+    const file = await clientA.files.create({ file: await toFile(Buffer.from(Array.from({ length: n }, (_, i) => oaiLine(i)).join('\n')), 'lease.jsonl'), purpose: 'batch' })
+    const batch = await clientA.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+
+    // B starts on the same storage (it resumes at start and sweeps every leaseSec): A's lease keeps it off.
+    const b = await startGateway(shared(dir, upstream.url, 'b'))
+    closers.push(() => b.close())
+    const clientB = new OpenAI({ baseURL: b.baseURL, apiKey: 'k', maxRetries: 0 })
+    await sleep(3_000) // longer than the lease: A renews it
+    expect(await b.gateway.batches.resume()).toBe(0)
+    const midway = await clientB.batches.retrieve(batch.id)
+    expect(midway.status).toBe('in_progress')
+    expect(midway.request_counts!.completed).toBeGreaterThan(0)
+    expect(midway.request_counts!.completed).toBeLessThan(n)
+    expect([...calls.values()].flat().filter((g) => g !== 'a')).toEqual([])
+
+    // A dies holding the lease: B may not take the batch until it expires, then its sweep does.
+    child.kill('SIGKILL')
+    await new Promise((r) => child!.once('exit', r))
+    const byA = [...calls.values()].flat().length
+    expect(await b.gateway.batches.resume()).toBe(0)
+    const done = await waitFor(clientB, batch.id, ['completed', 'failed', 'expired'], 30_000)
+    expect(done.status).toBe('completed')
+    expect(done.request_counts).toEqual({ total: n, completed: n, failed: 0 })
+    const out = parseJsonl(await (await clientB.files.content(done.output_file_id!)).text())
+    expect(out).toHaveLength(n)
+    expect(new Set(out.map((r) => r.custom_id)).size).toBe(n)
+    for (const r of out) expect(r.response.body.choices[0].message.content).toBe(`item ${r.custom_id.slice(1)}`)
+    // B ran what A had not finished: at most the items A had in flight (concurrency 2) were sent twice.
+    const all = [...calls.values()].flat()
+    expect(all.filter((g) => g === 'b').length).toBeGreaterThan(0)
+    expect(all.length).toBeLessThanOrEqual(n + 2)
+    expect(byA).toBeLessThan(n)
+    expect(await b.gateway.batches.resume()).toBe(0)
   }, 90_000)
 })
 
