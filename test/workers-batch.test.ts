@@ -8,7 +8,8 @@ import { cronTrigger as cron, startWorkerd, type RuntimeServer } from './runtime
 /**
  * Batches on Workers: files and jobs on KV, and the Cron Trigger resuming a
  * batch that a previous isolate left unfinished (a fresh Miniflare over the
- * same persisted KV stands in for a new isolate).
+ * same persisted KV stands in for a new isolate); an isolate that did not
+ * run a batch reads it from KV.
  */
 describe('batches on Workers (KV + Cron Trigger)', () => {
   const servers: RuntimeServer[] = []
@@ -21,7 +22,7 @@ describe('batches on Workers (KV + Cron Trigger)', () => {
     const config = {
       server: { apiKeys: ['k'] },
       storage: { files: { driver: 'cloudflare-kv-binding', binding: 'GATEWAY_KV' }, jobs: { driver: 'cloudflare-kv-binding', binding: 'GATEWAY_KV' } },
-      batch: { concurrency: 1 },
+      batch: { concurrency: 1, leaseSec: 1 },
     }
     const first = await startWorkerd(config, {}, { kvNamespaces: ['GATEWAY_KV'], kvPersist })
     servers.push(first)
@@ -43,6 +44,8 @@ describe('batches on Workers (KV + Cron Trigger)', () => {
     expect(midway.request_counts!.completed).toBeLessThan(n)
     void running
     await first.close()
+    // The dead isolate's lease runs out (leaseSec 1) before the next trigger may take the batch over.
+    await new Promise((r) => setTimeout(r, 1_500))
 
     const second = await startWorkerd(config, {}, { kvNamespaces: ['GATEWAY_KV'], kvPersist })
     servers.push(second)
@@ -54,5 +57,38 @@ describe('batches on Workers (KV + Cron Trigger)', () => {
     const out = (await (await client2.files.content(done.output_file_id!)).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l))
     expect(out).toHaveLength(n)
     expect(new Set(out.map((r) => r.custom_id)).size).toBe(n)
+  }, 120_000)
+
+  it('the isolate that created a batch reports it completed after the cron ran it in another isolate', async () => {
+    const kvPersist = mkdtempSync(join(tmpdir(), 'lmgw-kv-'))
+    const config = {
+      server: { apiKeys: ['k'] },
+      storage: { files: { driver: 'cloudflare-kv-binding', binding: 'GATEWAY_KV' }, jobs: { driver: 'cloudflare-kv-binding', binding: 'GATEWAY_KV' } },
+      batch: { concurrency: 2 },
+    }
+    const creator = await startWorkerd(config, {}, { kvNamespaces: ['GATEWAY_KV'], kvPersist })
+    servers.push(creator)
+    const client = new OpenAI({ baseURL: `${creator.url}/v1`, apiKey: 'k', maxRetries: 0 })
+    const n = 6
+    const jsonl = Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `c${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'mock-1', messages: [{ role: 'user', content: `elsewhere ${i}` }] } })).join('\n')
+    const file = await client.files.create({ file: await toFile(Buffer.from(jsonl), 'c.jsonl'), purpose: 'batch' })
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    expect((await client.batches.retrieve(batch.id)).status).toBe('validating')
+
+    // Another isolate on the same KV: its Cron Trigger runs the batch to the end.
+    const runner = await startWorkerd(config, {}, { kvNamespaces: ['GATEWAY_KV'], kvPersist })
+    servers.push(runner)
+    await (await cron(runner)).scheduled({ cron: '* * * * *' })
+
+    const done = await client.batches.retrieve(batch.id)
+    expect(done.status).toBe('completed')
+    expect(done.request_counts).toEqual({ total: n, completed: n, failed: 0 })
+    const listed = (await client.batches.list({ limit: 10 })).data.find((b) => b.id === batch.id)
+    expect(listed).toMatchObject({ status: 'completed', request_counts: { total: n, completed: n, failed: 0 }, output_file_id: done.output_file_id })
+    const out = (await (await client.files.content(done.output_file_id!)).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    expect(out.map((r) => r.custom_id).sort()).toEqual(Array.from({ length: n }, (_, i) => `c${i}`))
+    // The creating isolate's own trigger finds nothing left to run.
+    await (await cron(creator)).scheduled({ cron: '* * * * *' })
+    expect(await client.batches.retrieve(batch.id)).toMatchObject({ status: 'completed', output_file_id: done.output_file_id })
   }, 120_000)
 })
