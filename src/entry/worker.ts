@@ -38,7 +38,8 @@ export default {
    * fine-tuning jobs that were created since or that an isolate left
    * unfinished, and keeps this invocation alive until they stop. Each
    * finished batch item is already persisted, so no item runs twice; a
-   * fine-tuning job still leased by a live run elsewhere is left to it.
+   * batch or fine-tuning job still leased by a live run elsewhere is left
+   * to it.
    */
   async scheduled(_event: unknown, env: Env, ctx: { waitUntil(p: Promise<unknown>): void }): Promise<void> {
     gateway ??= build(env)
