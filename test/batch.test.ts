@@ -197,33 +197,45 @@ describe('two gateways sharing one fs store', () => {
     batch: { concurrency: 2, leaseSec: 2 },
   })
   const oaiLine = (i: number) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'oai/gpt-4o-mini', messages: [{ role: 'user', content: `item ${i}` }] } })
-
-  it('a batch created in one gateway and run by the other shows its progress and `completed` where it was created, in GET and in the list', async () => {
+  const clientOf = (baseURL: string) => new OpenAI({ baseURL, apiKey: 'k', maxRetries: 0 })
+  /** Uploads n lines through `client` and creates their batch there. */
+  async function createBatch(client: OpenAI, n: number): Promise<OpenAI.Batch> {
+    const file = await client.files.create({ file: await toFile(Buffer.from(Array.from({ length: n }, (_, i) => oaiLine(i)).join('\n')), 'shared.jsonl'), purpose: 'batch' })
+    return client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+  }
+  /** Polls until the batch has at least two items done; returns what was last seen. */
+  async function untilProgress(client: OpenAI, id: string): Promise<OpenAI.Batch> {
+    let seen = await client.batches.retrieve(id)
+    for (let i = 0; i < 400 && !(seen.status === 'in_progress' && seen.request_counts!.completed >= 2); i++) {
+      await sleep(20)
+      seen = await client.batches.retrieve(id)
+    }
+    return seen
+  }
+  /** Two in-process gateways, A and B, on one fresh fs store and one counting upstream. */
+  async function twoGateways(delayMs: number, bDeps: { backgroundJobs?: boolean } = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'lmgw-batch-shared-'))
-    const { upstream, calls } = await countingUpstream(150)
+    const { upstream, calls } = await countingUpstream(delayMs)
     closers.push(() => upstream.close())
     const a = await startGateway(shared(dir, upstream.url, 'a'))
     closers.push(() => a.close())
-    // B runs no batches itself, as a Workers isolate: it writes the record, A runs it.
-    const b = await startGateway(shared(dir, upstream.url, 'b'), { backgroundJobs: false })
+    const b = await startGateway(shared(dir, upstream.url, 'b'), bDeps)
     closers.push(() => b.close())
-    const clientA = new OpenAI({ baseURL: a.baseURL, apiKey: 'k', maxRetries: 0 })
-    const clientB = new OpenAI({ baseURL: b.baseURL, apiKey: 'k', maxRetries: 0 })
+    return { a, b, calls, clientA: clientOf(a.baseURL), clientB: clientOf(b.baseURL) }
+  }
+
+  it('a batch created in one gateway and run by the other shows its progress and `completed` where it was created, in GET and in the list', async () => {
+    // B runs no batches itself, as a Workers isolate: it writes the record, A runs it.
+    const { a, b, calls, clientA, clientB } = await twoGateways(150, { backgroundJobs: false })
     const n = 10
-    const file = await clientB.files.create({ file: await toFile(Buffer.from(Array.from({ length: n }, (_, i) => oaiLine(i)).join('\n')), 'shared.jsonl'), purpose: 'batch' })
-    const batch = await clientB.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    const batch = await createBatch(clientB, n)
     expect((await clientB.batches.retrieve(batch.id)).status).toBe('validating')
     expect(await a.gateway.batches.resume()).toBe(1)
 
     // B sees A's progress as A writes it, and never takes the batch while A holds it.
-    let seen: OpenAI.Batch | undefined
-    for (let i = 0; i < 400; i++) {
-      seen = await clientB.batches.retrieve(batch.id)
-      if (seen.status === 'in_progress' && seen.request_counts!.completed >= 2) break
-      await sleep(20)
-    }
-    expect(seen!.status).toBe('in_progress')
-    expect(seen!.request_counts!.completed).toBeLessThan(n)
+    const seen = await untilProgress(clientB, batch.id)
+    expect(seen.status).toBe('in_progress')
+    expect(seen.request_counts!.completed).toBeLessThan(n)
     expect(await b.gateway.batches.resume()).toBe(0)
 
     const done = await waitFor(clientB, batch.id, ['completed', 'failed', 'expired'])
@@ -241,23 +253,10 @@ describe('two gateways sharing one fs store', () => {
   }, 60_000)
 
   it('a cancel through the other gateway reaches the runner: the batch ends cancelled, with the items done before it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'lmgw-batch-cancel-'))
-    const { upstream } = await countingUpstream(200)
-    closers.push(() => upstream.close())
-    const a = await startGateway(shared(dir, upstream.url, 'a'))
-    closers.push(() => a.close())
-    const b = await startGateway(shared(dir, upstream.url, 'b'))
-    closers.push(() => b.close())
-    const clientA = new OpenAI({ baseURL: a.baseURL, apiKey: 'k', maxRetries: 0 })
-    const clientB = new OpenAI({ baseURL: b.baseURL, apiKey: 'k', maxRetries: 0 })
+    const { a, clientA, clientB } = await twoGateways(200)
     const n = 40
-    const file = await clientA.files.create({ file: await toFile(Buffer.from(Array.from({ length: n }, (_, i) => oaiLine(i)).join('\n')), 'cancel.jsonl'), purpose: 'batch' })
-    const batch = await clientA.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
-    for (let i = 0; i < 400; i++) {
-      const seen = await clientB.batches.retrieve(batch.id)
-      if (seen.status === 'in_progress' && seen.request_counts!.completed >= 2) break
-      await sleep(20)
-    }
+    const batch = await createBatch(clientA, n)
+    expect((await untilProgress(clientB, batch.id)).status).toBe('in_progress')
     expect((await clientB.batches.cancel(batch.id)).status).toBe('cancelling')
     const done = await waitFor(clientB, batch.id, ['cancelled', 'completed'], 10_000)
     expect(done.status).toBe('cancelled')
@@ -280,15 +279,13 @@ describe('two gateways sharing one fs store', () => {
     const port = await freePort()
     const launcher = nodeGatewayLauncher(configFile, port)
     child = await launcher.start()
-    const clientA = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'k', maxRetries: 0 })
     const n = 30
-    const file = await clientA.files.create({ file: await toFile(Buffer.from(Array.from({ length: n }, (_, i) => oaiLine(i)).join('\n')), 'lease.jsonl'), purpose: 'batch' })
-    const batch = await clientA.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    const batch = await createBatch(clientOf(`http://127.0.0.1:${port}/v1`), n)
 
     // B starts on the same storage (it resumes at start and sweeps every leaseSec): A's lease keeps it off.
     const b = await startGateway(shared(dir, upstream.url, 'b'))
     closers.push(() => b.close())
-    const clientB = new OpenAI({ baseURL: b.baseURL, apiKey: 'k', maxRetries: 0 })
+    const clientB = clientOf(b.baseURL)
     await sleep(3_000) // longer than the lease: A renews it
     expect(await b.gateway.batches.resume()).toBe(0)
     const midway = await clientB.batches.retrieve(batch.id)
