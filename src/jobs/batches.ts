@@ -305,14 +305,16 @@ export class BatchRunner {
   }
 
   private async process(id: string, ctrl: Run): Promise<void> {
-    const batch = await this.load(id)
-    if (!batch || !ACTIVE.includes(batch.status)) return
+    const first = await this.load(id)
+    if (!first || !ACTIVE.includes(first.status)) return
     // Cancelled through another instance while nobody held it.
-    if (CANCELLABLE.includes(batch.status) && (await this.opts.jobs.getItem(cancelMarker(id)))) {
-      await this.cancelHere(id, batch)
+    if (CANCELLABLE.includes(first.status) && (await this.opts.jobs.getItem(cancelMarker(id)))) {
+      await this.cancelHere(id, first)
     }
-    const { content } = await this.opts.files.content(batch.input_file_id, batch.owner ?? undefined)
+    const { content } = await this.opts.files.content(first.input_file_id, first.owner ?? undefined)
     const { lines, errors } = parseBatchJsonl(content)
+    // This runner's copy as it is now: a cancel may have landed while the file was read.
+    const batch = this.known.get(id) ?? first
     const wrongUrl = lines.findIndex((l) => l.url !== batch.endpoint)
     if (errors.length || wrongUrl !== -1) {
       const data = errors.length
