@@ -12,6 +12,12 @@ export interface Drip {
 export interface DripUpstream extends FakeUpstream {
   /** Content chunks written so far, for one prompt or in all: how far the upstream got. */
   chunksWritten(prompt?: string): number
+  /**
+   * True while the answer to `prompt` waits for its connection to drain: the
+   * kernel buffers towards the reader (the gateway) are full, so it has
+   * stopped taking bytes, at least for now.
+   */
+  blocked(prompt: string): boolean
 }
 
 /**
@@ -23,6 +29,7 @@ export interface DripUpstream extends FakeUpstream {
 export async function dripUpstream(plan: (prompt: string) => Drip): Promise<DripUpstream> {
   let total = 0
   const perPrompt = new Map<string, number>()
+  const waiting = new Set<string>()
   const up = await startUpstream(async (req, res) => {
     if (req.url.endsWith('/models')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fx.models))
     const body = req.json()
@@ -36,13 +43,23 @@ export async function dripUpstream(plan: (prompt: string) => Drip): Promise<Drip
       const ok = res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: `${word}-${i} ` }, logprobs: null, finish_reason: null }] })}\n\n`)
       total++
       perPrompt.set(prompt, i + 1)
-      if (!ok) await new Promise((r) => res.once('drain', r))
+      if (!ok) {
+        waiting.add(prompt)
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done).off('close', done)
+            resolve()
+          }
+          res.on('drain', done).on('close', done)
+        })
+        waiting.delete(prompt)
+      }
       if (delayMs) await sleep(delayMs)
     }
     res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] })}\n\n`)
     res.end('data: [DONE]\n\n')
   })
-  return Object.assign(up, { chunksWritten: (prompt?: string) => (prompt === undefined ? total : (perPrompt.get(prompt) ?? 0)) })
+  return Object.assign(up, { chunksWritten: (prompt?: string) => (prompt === undefined ? total : (perPrompt.get(prompt) ?? 0)), blocked: (prompt: string) => waiting.has(prompt) })
 }
 
 /** The text a drip of `n` chunks of `word` streams. */

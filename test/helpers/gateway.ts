@@ -15,6 +15,8 @@ export interface RunningGateway {
   url: string
   /** Base URL for the openai client: `${url}/v1`. */
   baseURL: string
+  /** The Node HTTP server (its `upgrade` event carries the WebSocket connections). */
+  server: BridgeServer
   close(): Promise<void>
 }
 
@@ -34,6 +36,7 @@ export async function startGateway(rawConfig: Record<string, unknown> = {}, deps
     gateway,
     url,
     baseURL: `${url}/v1`,
+    server: server as unknown as BridgeServer,
     async close() {
       detachBridges()
       await new Promise<void>((resolve) => {

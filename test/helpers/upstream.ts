@@ -80,6 +80,18 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
 
+/**
+ * Polls until `condition` holds. The timeout only bounds a failure (it names
+ * what never happened); it is no margin a passing run depends on.
+ */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const t0 = Date.now()
+  while (!condition()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(5)
+  }
+}
+
 /** Writes SSE events the way OpenAI does: `data: <json>\n\n`, then `data: [DONE]`. */
 export async function writeSse(res: ServerResponse, events: unknown[], opts: { delayMs?: number; done?: boolean; event?: (e: any) => string | undefined } = {}): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })

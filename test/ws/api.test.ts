@@ -1,7 +1,8 @@
+import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, type RunningGateway } from '../helpers/gateway.js'
-import { sleep } from '../helpers/upstream.js'
+import { sleep, waitFor } from '../helpers/upstream.js'
 import { connectWs, streamedText, type Frame } from '../helpers/ws-client.js'
 import { startOpenAITarget, providerFor, type OpenAITarget } from '../helpers/openai-target.js'
 import { dripText, dripUpstream } from '../helpers/drip-upstream.js'
@@ -284,33 +285,53 @@ describe('WebSocket API on Node: limits, backpressure, liveness', () => {
   })
 
   it('stops reading the upstream while the socket cannot take more (backpressure), then delivers everything', async () => {
-    // Far more than the kernel's loopback buffers hold (tens of MB), so only backpressure can stall the upstream.
+    // Far more than the kernel's loopback buffers hold, so only backpressure can stall the upstream.
     const N = 20_000
+    const MAX_BUFFERED = 16 * 1024
     const prompt = 'x'.repeat(1000)
-    const up = await slowUpstream(N, 0)
-    const gw = await startGateway({ server: { apiKeys: [KEY] }, providers: [{ id: 'up', type: 'openai-compatible', baseURL: `${up.url}/v1`, models: ['gpt-4o-mini'] }], websocket: { maxBufferedBytes: 16 * 1024 } })
+    const up = await dripUpstream((p) => ({ n: p === prompt ? N : 200, delayMs: 0 }))
+    const gw = await startGateway({ server: { apiKeys: [KEY] }, providers: [{ id: 'up', type: 'openai-compatible', baseURL: `${up.url}/v1`, models: ['gpt-4o-mini'] }], websocket: { maxBufferedBytes: MAX_BUFFERED } })
+    // The gateway's end of each socket, in the order they open: its write buffer is the socket's bufferedAmount.
+    const serverEnds: Socket[] = []
+    gw.server.on('upgrade', (_req, s: Socket) => serverEnds.push(s))
+    const chat = (id: string, content: string) => ({ id, type: 'request', path: '/v1/chat/completions', body: { model: 'up/gpt-4o-mini', stream: true, messages: [{ role: 'user', content }] } })
     try {
       const c = await connectWs(`${gw.url}/v1/ws`, { key: KEY })
-      const socket = (c.ws as unknown as { _socket: import('node:net').Socket })._socket
-      // The client stops reading: the kernel buffers fill, then ws's send buffer.
-      socket.pause()
-      c.send({ id: 'bp', type: 'request', path: '/v1/chat/completions', body: { model: 'up/gpt-4o-mini', stream: true, messages: [{ role: 'user', content: prompt }] } })
-      await sleep(2000)
-      const stalledAt = up.chunksWritten()
+      const held = serverEnds[0]
+      const other = await connectWs(`${gw.url}/v1/ws`, { key: KEY })
+      // The client stops reading: the kernel buffers fill, then the gateway's send buffer.
+      const clientEnd = (c.ws as unknown as { _socket: Socket })._socket
+      clientEnd.pause()
+      c.send(chat('bp', prompt))
+      // Stalled: the send buffer is over the threshold and the upstream's write is blocked; and it stays so (the gateway
+      // sends not one more frame on this socket, the upstream writes not one more chunk) while another socket's whole
+      // stream goes through the same gateway and upstream. Until it settles, the pipeline and kernel buffers are filling.
+      let stalledAt: number | undefined
+      for (let round = 0; stalledAt === undefined; round++) {
+        await waitFor(() => (held.writableLength > MAX_BUFFERED && up.blocked(prompt)) || up.chunksWritten(prompt) === N, 'the send buffer over the threshold and the upstream blocked')
+        const written = up.chunksWritten(prompt)
+        const buffered = held.writableLength
+        expect(written, 'the upstream wrote the whole answer while the client read nothing').toBeLessThan(N)
+        other.send(chat(`o${round}`, `other${round}`))
+        expect(streamedText(await other.until(`o${round}`))).toBe(expected(`other${round}`, 200))
+        if (held.writableLength === buffered && up.blocked(prompt) && up.chunksWritten(prompt) === written) stalledAt = written
+      }
+      expect(held.writableLength).toBeGreaterThan(MAX_BUFFERED)
+      // Most of the answer was never read from the upstream (it is not piling up in the gateway).
       expect(stalledAt).toBeLessThan(N / 2)
-      await sleep(500)
-      // Still stalled: the gateway is not reading (and buffering) the upstream meanwhile.
-      expect(up.chunksWritten() - stalledAt).toBeLessThan(50)
-      socket.resume()
-      const frames = await c.until('bp', 30_000)
+      clientEnd.resume()
+      const frames = await c.until('bp', 60_000)
       expect(frames.at(-1)!.type).toBe('done')
+      const events = frames.filter((f) => f.type === 'event')
+      expect(events.map((f) => f.event_id)).toEqual(events.map((_, i) => i + 1))
       expect(streamedText(frames)).toBe(expected(prompt, N))
       c.close()
+      other.close()
     } finally {
       await gw.close()
       await up.close()
     }
-  }, 40_000)
+  }, 90_000)
 
   it('pings a silent socket and closes it when no pong comes back; a live one stays open', async () => {
     const gw = await startGateway({ server: { apiKeys: [KEY] }, providers: [{ id: 'mock', type: 'mock' }], websocket: { pingIntervalSec: 0.2, pongTimeoutSec: 0.2 } })
