@@ -17,6 +17,10 @@ export interface WsServerOptions {
   now?: () => number
 }
 
+/** After the current turn's I/O (setImmediate where the runtime has it; Workers: a zero timeout). */
+const afterIo: (fn: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0)
+
 const NOOP: WsHandlers = { message() {}, pong() {}, drain() {}, closed() {} }
 
 /**
@@ -89,7 +93,11 @@ export class WsServer {
     const every = Math.max(25, (Math.min(pingIntervalSec, pongTimeoutSec) * 1000) / 2)
     this.sweepTimer = setInterval(() => {
       const now = this.now()
-      for (const s of [...this.sockets]) s.check(now)
+      // Judged after the event loop's I/O phase: a pong that arrived while the loop was busy (timers run
+      // before I/O) is read first, so a live socket is not dropped for a late sweep.
+      afterIo(() => {
+        for (const s of [...this.sockets]) s.check(now)
+      })
     }, every)
     unref(this.sweepTimer)
   }
