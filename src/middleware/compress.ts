@@ -19,6 +19,9 @@ export function compression(options: CompressionOptions): MiddlewareHandler<AppE
     await next()
     const accept = c.req.raw.headers.get('accept-encoding')
     if (!accept || c.req.method === 'HEAD') return
+    // A JSON answer known to be small stays as it is, unread (reading it back would rebuild the whole Response).
+    const known = c.get('jsonLength')
+    if (known !== undefined && known < minBytes) return
     const res = c.res
     if (!res.body || res.headers.has('content-encoding')) return
     const type = res.headers.get('content-type') ?? ''

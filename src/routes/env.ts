@@ -17,6 +17,8 @@ export type AppEnv = {
     meta: Record<string, unknown>
     /** Stream settings, resume buffer and compressor (src/streaming/runtime.ts). */
     streaming: StreamingRuntime
+    /** Length of a JSON answer's text, where the handler knows it: lets compression skip small answers without reading them back. */
+    jsonLength: number
   }
 }
 

@@ -106,7 +106,11 @@ export async function chatJson(c: Context<AppEnv>, pipeline: Provider, req: Chat
     agg.push(value)
   }
   meta.doneAt = performance.now()
-  return c.json(encode(agg.done()) as object, 200, gatewayHeaders(ctx, c))
+  const text = JSON.stringify(encode(agg.done()))
+  c.set('jsonLength', text.length)
+  const headers = gatewayHeaders(ctx, c)
+  headers['content-type'] = 'application/json'
+  return c.body(text, 200, headers)
 }
 
 let fallback: StreamingRuntime | undefined
