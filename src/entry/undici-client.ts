@@ -1,6 +1,6 @@
 import type { LookupFunction } from 'node:net'
 import { Agent, Pool, request, type Dispatcher } from 'undici'
-import { headersTimeoutError, type HttpClient } from '../providers/shared/http.js'
+import { headersTimeoutError, type HttpClient, type HttpResponse } from '../providers/shared/http.js'
 
 /** Upstream origins that get a pool of their own; beyond this, calls go through the shared Agent. */
 const MAX_POOLS = 64
@@ -37,29 +37,49 @@ export function undiciClient(options: { lookup?: LookupFunction } = {}): HttpCli
   return async (url, init) => {
     const slash = url.indexOf('/', url.indexOf('//') + 2)
     const pool = slash > 0 ? poolFor(url.slice(0, slash)) : null
-    const opts = { method: init.method, headers: init.headers, body: init.body, signal: init.signal, ...(init.headersTimeoutMs === undefined ? {} : { headersTimeout: init.headersTimeoutMs }) }
+    const opts: Dispatcher.RequestOptions = { path: pool ? url.slice(slash) : '', method: init.method, headers: init.headers, body: init.body, signal: init.signal }
+    if (init.headersTimeoutMs !== undefined) opts.headersTimeout = init.headersTimeoutMs
     let res: Dispatcher.ResponseData
     try {
       // A header deadline is undici's own per-request timer: no extra AbortSignal per call (costly on Node 20).
-      res = pool ? await pool.request({ ...opts, path: url.slice(slash) }) : await request(url, { ...opts, dispatcher: agent })
+      if (pool) res = await pool.request(opts)
+      else {
+        const { path: _, ...rest } = opts
+        res = await request(url, { ...rest, dispatcher: agent })
+      }
     } catch (err) {
       throw init.headersTimeoutMs !== undefined && (err as { code?: unknown }).code === 'UND_ERR_HEADERS_TIMEOUT' ? Object.assign(headersTimeoutError(init.headersTimeoutMs), { cause: err }) : err
     }
-    const headers = res.headers
-    return {
-      status: res.statusCode,
-      header(name) {
-        const v = headers[name.toLowerCase()]
-        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v
-      },
-      text: () => res.body.text(),
-      json: () => res.body.json(),
-      body: res.body,
-      discard: async () => {
-        // undici's body emits an AbortError 'error' when destroyed unread: without a listener it is an uncaught exception.
-        res.body.on('error', () => {})
-        res.body.destroy()
-      },
-    }
+    return new UndiciResponse(res)
+  }
+}
+
+/** An undici answer as providers read it (prototype methods: no closures per call). */
+class UndiciResponse implements HttpResponse {
+  readonly status: number
+  readonly body: Dispatcher.ResponseData['body']
+
+  constructor(private readonly res: Dispatcher.ResponseData) {
+    this.status = res.statusCode
+    this.body = res.body
+  }
+
+  header(name: string): string | null {
+    const v = this.res.headers[name.toLowerCase()]
+    return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v
+  }
+
+  text(): Promise<string> {
+    return this.body.text()
+  }
+
+  json(): Promise<unknown> {
+    return this.body.json()
+  }
+
+  async discard(): Promise<void> {
+    // undici's body emits an AbortError 'error' when destroyed unread: without a listener it is an uncaught exception.
+    this.body.on('error', () => {})
+    this.body.destroy()
   }
 }

@@ -115,7 +115,9 @@ export function eventsFromCompletion(body: unknown): ChatEvent[] {
  * stream of chunks (ending at `data: [DONE]` or the connection's end). Shared
  * by every provider that speaks this wire (openai-compatible, Azure OpenAI).
  */
-export async function* eventsFromOpenAIResponse(provider: string, res: HttpResponse, stream: boolean): AsyncGenerator<ChatEvent> {
+export async function* eventsFromOpenAIResponse(provider: string, response: HttpResponse | Promise<HttpResponse>, stream: boolean): AsyncGenerator<ChatEvent> {
+  // A pending response is awaited here, so a provider needs no generator of its own around this one.
+  const res = await response
   if (!stream) {
     let body: unknown
     try {

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { ChatEvent, ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
+import type { ChatRequest, EmbedRequest, ModelInfo } from '../../core/types.js'
 import { healthFromModels, type HttpClient, send, sendWithin, upstreamError } from '../shared/http.js'
 import { eventStream } from '../shared/stream.js'
 import type { CallContext, Provider } from '../types.js'
@@ -45,10 +45,7 @@ export function openAICompatibleProvider(input: OpenAICompatibleOptions, http: H
       return (body.data ?? []).map((m): ModelInfo => ({ id: m.id, ownedBy: m.owned_by ?? id, created: m.created, contextWindow: m.context_length ?? m.max_model_len }))
     },
     chat(req: ChatRequest, ctx: CallContext) {
-      return eventStream(ctx.signal, async function* (signal): AsyncGenerator<ChatEvent> {
-        const res = await post('/chat/completions', toOpenAIChatBody(req, req.model, req.stream), signal)
-        yield* eventsFromOpenAIResponse(id, res, req.stream)
-      })
+      return eventStream(ctx.signal, (signal) => eventsFromOpenAIResponse(id, post('/chat/completions', toOpenAIChatBody(req, req.model, req.stream), signal), req.stream))
     },
     // OpenAI's /embeddings takes token-id arrays as well as text.
     embedsTokens: true,
