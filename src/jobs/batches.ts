@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js'
 import { isBatchEndpoint, type Dispatch } from './dispatch.js'
 import type { FileStore } from './files.js'
 import { describeLineErrors, parseBatchJsonl, type BatchLine } from './jsonl.js'
-import { Leases, readRecord, sweepEvery, WriteQueue, type JobLease } from './lease.js'
+import { Leases, readRecord, Runs, WriteQueue, type JobLease } from './lease.js'
 
 export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled'
 
@@ -100,7 +100,7 @@ interface Run {
  */
 export class BatchRunner {
   private readonly running = new Map<string, Run>()
-  private readonly done = new Map<string, Promise<void>>()
+  private readonly runs = new Runs()
   /**
    * Records of the batches this runner is running, the authority while it
    * runs (fs rewrites files in place: a racing read could see a torn one).
@@ -110,8 +110,6 @@ export class BatchRunner {
   /** Each batch's record writes, in order (a lease renewal must not land after a newer status). */
   private readonly writes = new WriteQueue()
   private readonly leases: Leases<StoredBatch>
-  private readonly sweeper?: ReturnType<typeof setInterval>
-  private closed = false
   private readonly now: () => number
   readonly runnerId: string
 
@@ -130,12 +128,12 @@ export class BatchRunner {
       cancelledIn: (batch) => batch.status === 'cancelling' || batch.status === 'cancelled',
       cancel: (id, mine) => this.cancelHere(id, mine),
     })
-    if (opts.sweep) this.sweeper = sweepEvery(this.leases.leaseMs, () => this.resume(), opts.logger, 'batches')
+    if (opts.sweep) this.runs.sweep(this.leases.leaseMs, () => this.resume(), opts.logger, 'batches')
   }
 
   private async load(id: string): Promise<StoredBatch | null> {
     if (!/^batch_[A-Za-z0-9]+$/.test(id)) return null
-    const mine = this.done.has(id) ? this.known.get(id) : undefined
+    const mine = this.runs.has(id) ? this.known.get(id) : undefined
     if (mine) return structuredClone(mine)
     return this.stored(id)
   }
@@ -153,7 +151,7 @@ export class BatchRunner {
   private save(batch: StoredBatch): Promise<void> {
     const id = batch.id
     if (this.leases.lost.has(id)) return Promise.resolve()
-    if (this.done.has(id)) this.known.set(id, structuredClone(batch))
+    if (this.runs.has(id)) this.known.set(id, structuredClone(batch))
     const copy = structuredClone(batch)
     return this.writes.add(id, async () => {
       await this.opts.jobs.setItem(`batches:${id}`, copy)
@@ -221,14 +219,14 @@ export class BatchRunner {
     if (!b || b.owner !== (owner ?? null)) throw new GatewayError('not_found', `No such batch: ${id}`, { param: 'batch_id', code: 'batch_not_found' })
     if (CANCELLABLE.includes(b.status)) {
       const mine = this.known.get(id)
-      if (mine && this.done.has(id)) {
+      if (mine && this.runs.has(id)) {
         await this.cancelHere(id, mine)
         return publicBatch(mine)
       }
       b.status = 'cancelling'
       b.cancelling_at = this.now()
       // Its runner, here or elsewhere, looks for this marker as items finish and at lease renewal: its own writes could hide our status.
-      if (b.lease || this.done.has(id)) await this.opts.jobs.setItem(cancelMarker(id), true)
+      if (b.lease || this.runs.has(id)) await this.opts.jobs.setItem(cancelMarker(id), true)
       // Running in another process: the record is its runner's to write (ours could land over a newer state); it turns `cancelling` there shortly.
       if (this.leases.heldByOther(b)) return publicBatch(b)
       await this.save(b)
@@ -255,53 +253,45 @@ export class BatchRunner {
    * (the Cron Trigger calls this). Resolves with how many it took.
    */
   async resume(): Promise<number> {
-    const keys = await this.opts.jobs.getKeys('batches')
-    const taken = await Promise.all(
-      keys.map(async (k) => {
-        const id = k.slice('batches:'.length)
-        if (this.done.has(id)) return false
-        const b = await this.load(id)
-        if (!b || !ACTIVE.includes(b.status) || this.leases.heldByOther(b)) return false
-        return this.schedule(id)
-      }),
-    )
-    return taken.filter(Boolean).length
+    return this.runs.resume(await this.opts.jobs.getKeys('batches'), 'batches:', async (id) => {
+      const b = await this.load(id)
+      return !!b && ACTIVE.includes(b.status) && !this.leases.heldByOther(b) && this.schedule(id)
+    })
   }
 
   /** Resolves when the batch's current run ends (tests, shutdown). */
   settled(id: string): Promise<void> {
-    return this.done.get(id) ?? Promise.resolve()
+    return this.runs.settled(id)
   }
 
   /** Resolves when every batch this process is running has stopped (the Workers cron keeps the isolate alive until then). */
-  async idle(): Promise<void> {
-    while (this.done.size) await Promise.allSettled([...this.done.values()])
+  idle(): Promise<void> {
+    return this.runs.idle()
   }
 
   /** Stops running items and gives up the leases; unfinished items have no result and run again after a restart (or at once in another instance). */
-  async close(): Promise<void> {
-    this.closed = true
-    if (this.sweeper) clearInterval(this.sweeper)
-    for (const r of this.running.values()) r.run.abort()
-    await Promise.allSettled([...this.done.values()])
+  close(): Promise<void> {
+    return this.runs.close(() => {
+      for (const r of this.running.values()) r.run.abort()
+    })
   }
 
   /** Runs the batch if its lease can be taken; resolves with whether it was. */
   private schedule(id: string): Promise<boolean> {
-    if (this.closed || this.done.has(id)) return Promise.resolve(false)
-    const ctrl: Run = { run: new AbortController(), items: new AbortController() }
-    ctrl.run.signal.addEventListener('abort', () => ctrl.items.abort(), { once: true })
-    this.running.set(id, ctrl)
-    const { taken, finished } = this.leases.hold(id, ctrl.run, () => this.process(id, ctrl))
-    const run = finished
-      .catch((err) => this.opts.logger.error('batch run failed', { batch: id, error: String((err as Error)?.message ?? err) }))
-      .finally(() => {
-        this.done.delete(id)
+    return this.runs.start(
+      id,
+      () => {
+        const ctrl: Run = { run: new AbortController(), items: new AbortController() }
+        ctrl.run.signal.addEventListener('abort', () => ctrl.items.abort(), { once: true })
+        this.running.set(id, ctrl)
+        return this.leases.hold(id, ctrl.run, () => this.process(id, ctrl))
+      },
+      (err) => this.opts.logger.error('batch run failed', { batch: id, error: String((err as Error)?.message ?? err) }),
+      () => {
         this.running.delete(id)
         this.known.delete(id)
-      })
-    this.done.set(id, run)
-    return taken
+      },
+    )
   }
 
   private async process(id: string, ctrl: Run): Promise<void> {
@@ -351,7 +341,7 @@ export class BatchRunner {
     let cancelChecked = Date.now()
     const worker = async () => {
       for (;;) {
-        if (signal.aborted || this.closed) return
+        if (signal.aborted || this.runs.closed) return
         if (this.now() >= batch.expires_at) return
         const i = pending[next++]
         if (i === undefined) return

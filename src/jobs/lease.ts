@@ -248,3 +248,66 @@ export function sweepEvery(ms: number, resume: () => Promise<number>, logger: Lo
   ;(timer as { unref?: () => void }).unref?.()
   return timer
 }
+
+/**
+ * A runner's runs: which records it is running here (at most one run per
+ * record), its sweep, and shutdown. Batches and fine-tuning jobs share it;
+ * each runner keeps its own per-run state and says how to start a run.
+ */
+export class Runs {
+  private readonly done = new Map<string, Promise<void>>()
+  private sweeper: ReturnType<typeof setInterval> | undefined
+  /** Set by close(): no run starts after it, and running ones stop at their next check. */
+  closed = false
+
+  /** Whether this runner is running the record now. */
+  has(id: string): boolean {
+    return this.done.has(id)
+  }
+
+  /**
+   * Starts a run of the record unless shut down or already running here.
+   * `hold` sets up the run's state and works under the lease (Leases.hold);
+   * `failed` logs a run that failed outside its work; `ended` drops the run's
+   * state. Resolves with whether the lease was taken.
+   */
+  start(id: string, hold: () => { taken: Promise<boolean>; finished: Promise<void> }, failed: (err: unknown) => void, ended: () => void): Promise<boolean> {
+    if (this.closed || this.done.has(id)) return Promise.resolve(false)
+    const { taken, finished } = hold()
+    const run = finished.catch(failed).finally(() => {
+      this.done.delete(id)
+      ended()
+    })
+    this.done.set(id, run)
+    return taken
+  }
+
+  /** Offers every key under `prefix` not running here to `take`; resolves with how many it took. */
+  async resume(keys: string[], prefix: string, take: (id: string) => Promise<boolean>): Promise<number> {
+    const taken = await Promise.all(keys.map((k) => k.slice(prefix.length)).map((id) => (this.done.has(id) ? false : take(id))))
+    return taken.filter(Boolean).length
+  }
+
+  /** Runs `resume` every `ms` (see sweepEvery) until close(). */
+  sweep(ms: number, resume: () => Promise<number>, logger: Logger, what: string): void {
+    this.sweeper = sweepEvery(ms, resume, logger, what)
+  }
+
+  /** Resolves when the record's current run ends (tests, shutdown). */
+  settled(id: string): Promise<void> {
+    return this.done.get(id) ?? Promise.resolve()
+  }
+
+  /** Resolves when every run here has stopped (the Workers cron keeps the invocation alive until then). */
+  async idle(): Promise<void> {
+    while (this.done.size) await Promise.allSettled([...this.done.values()])
+  }
+
+  /** Stops sweeping and starting runs, calls `stop` (abort the runs), and waits for them to end. */
+  async close(stop: () => void): Promise<void> {
+    this.closed = true
+    if (this.sweeper) clearInterval(this.sweeper)
+    stop()
+    await Promise.allSettled([...this.done.values()])
+  }
+}

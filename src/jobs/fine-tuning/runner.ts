@@ -9,7 +9,7 @@ import type { FileObject, FileStore } from '../files.js'
 import { describeLineErrors } from '../jsonl.js'
 import { buildAdapter, type EvalStep } from './build.js'
 import type { FineTuningConfig } from './config.js'
-import { Leases, readRecord, sweepEvery, WriteQueue } from '../lease.js'
+import { Leases, readRecord, Runs, WriteQueue } from '../lease.js'
 import { ACTIVE, adapterCheckpoint, publicJob, requestedHyperparameters, type AdapterOptions, type FineTuningJob, type JobCheckpoint, type JobEvent, type StoredJob } from './job.js'
 import type { FineTuningUpstream } from './pass-through.js'
 import { parseTrainingFile, type ParsedTrainingFile } from './training-file.js'
@@ -87,7 +87,7 @@ const creationOrder = () => Date.now() * 1000 + (sequence++ % 1000)
  */
 export class FineTuneRunner {
   private readonly running = new Map<string, AbortController>()
-  private readonly done = new Map<string, Promise<void>>()
+  private readonly runs = new Runs()
   /**
    * Records of the jobs this runner is running, the authority while it runs
    * (fs rewrites files in place: a racing read could see a torn one). Every
@@ -99,8 +99,6 @@ export class FineTuneRunner {
   /** Each job's record writes, in order (a lease renewal must not land after a newer status). */
   private readonly writes = new WriteQueue()
   private readonly leases: Leases<StoredJob>
-  private readonly sweeper?: ReturnType<typeof setInterval>
-  private closed = false
   readonly runnerId: string
 
   constructor(private readonly opts: FineTuneRunnerOptions) {
@@ -122,12 +120,12 @@ export class FineTuneRunner {
         ctrl.abort()
       },
     })
-    if (opts.sweep) this.sweeper = sweepEvery(this.leases.leaseMs, () => this.resume(), opts.logger, 'fine-tuning jobs')
+    if (opts.sweep) this.runs.sweep(this.leases.leaseMs, () => this.resume(), opts.logger, 'fine-tuning jobs')
   }
 
   private async load(id: string): Promise<StoredJob | null> {
     if (!/^ftjob-[A-Za-z0-9]+$/.test(id)) return null
-    const mine = this.done.has(id) ? this.known.get(id) : undefined
+    const mine = this.runs.has(id) ? this.known.get(id) : undefined
     if (mine) return structuredClone(mine)
     return this.stored(id)
   }
@@ -140,7 +138,7 @@ export class FineTuneRunner {
   private save(job: StoredJob): Promise<void> {
     const id = job.id
     if (this.leases.lost.has(id)) return Promise.resolve()
-    if (this.done.has(id)) this.known.set(id, structuredClone(job))
+    if (this.runs.has(id)) this.known.set(id, structuredClone(job))
     const copy = structuredClone(job)
     return this.writes.add(id, () => this.opts.jobs.setItem(`ftjobs:${id}`, copy))
   }
@@ -152,7 +150,7 @@ export class FineTuneRunner {
   }
 
   private async eventsOf(id: string): Promise<JobEvent[]> {
-    const here = this.done.has(id)
+    const here = this.runs.has(id)
     const mine = here ? this.events.get(id) : undefined
     if (mine) return mine
     const list = (await readRecord(this.opts.jobs, `ftevents:${id}`, (v): v is JobEvent[] => Array.isArray(v))) ?? []
@@ -354,69 +352,61 @@ export class FineTuneRunner {
    * since (the Cron Trigger calls this). Resolves with how many it took.
    */
   async resume(): Promise<number> {
-    const keys = await this.opts.jobs.getKeys('ftjobs')
-    const taken = await Promise.all(
-      keys.map(async (k) => {
-        const id = k.slice('ftjobs:'.length)
-        if (this.done.has(id)) return false
-        const job = await this.load(id)
-        if (!job || job.kind !== 'adapter' || !ACTIVE.includes(job.status) || this.leases.heldByOther(job)) return false
-        return this.schedule(id)
-      }),
-    )
-    return taken.filter(Boolean).length
+    return this.runs.resume(await this.opts.jobs.getKeys('ftjobs'), 'ftjobs:', async (id) => {
+      const job = await this.load(id)
+      return !!job && job.kind === 'adapter' && ACTIVE.includes(job.status) && !this.leases.heldByOther(job) && this.schedule(id)
+    })
   }
 
   /** Resolves when the job's current run ends (tests, shutdown). */
   settled(id: string): Promise<void> {
-    return this.done.get(id) ?? Promise.resolve()
+    return this.runs.settled(id)
   }
 
   /** Resolves when every job this runner is running has stopped (the Workers cron keeps the invocation alive until then). */
-  async idle(): Promise<void> {
-    while (this.done.size) await Promise.allSettled([...this.done.values()])
+  idle(): Promise<void> {
+    return this.runs.idle()
   }
 
   /** Stops the running jobs and gives up their leases, so another runner (or the next start) takes them at once. */
-  async close(): Promise<void> {
-    this.closed = true
-    if (this.sweeper) clearInterval(this.sweeper)
-    for (const c of this.running.values()) c.abort()
-    await Promise.allSettled([...this.done.values()])
+  close(): Promise<void> {
+    return this.runs.close(() => {
+      for (const c of this.running.values()) c.abort()
+    })
   }
 
   /** Runs the job if its lease can be taken; resolves with whether it was. */
   private schedule(id: string): Promise<boolean> {
-    if (this.closed || this.done.has(id)) return Promise.resolve(false)
-    const ctrl = new AbortController()
-    this.running.set(id, ctrl)
-    const { taken, finished } = this.leases.hold(id, ctrl, async (lease) => {
-      try {
-        if (lease.resumed) await this.event(id, 'Resuming after a gateway restart')
-        await this.process(id, ctrl.signal)
-      } catch (err) {
-        if (!ctrl.signal.aborted) {
-          const e = GatewayError.from(err)
-          this.opts.logger.error('fine-tuning job failed', { job: id, kind: e.kind, error: e.message })
-          await this.fail(id, e.code ?? 'internal_error', `The adapter build failed: ${e.message}`, null).catch(() => {})
-        }
-      }
-    })
-    const run = finished
-      .catch((err) => this.opts.logger.error('fine-tuning job could not be taken', { job: id, error: String((err as Error)?.message ?? err) }))
-      .finally(() => {
-        this.done.delete(id)
+    return this.runs.start(
+      id,
+      () => {
+        const ctrl = new AbortController()
+        this.running.set(id, ctrl)
+        return this.leases.hold(id, ctrl, async (lease) => {
+          try {
+            if (lease.resumed) await this.event(id, 'Resuming after a gateway restart')
+            await this.process(id, ctrl.signal)
+          } catch (err) {
+            if (!ctrl.signal.aborted) {
+              const e = GatewayError.from(err)
+              this.opts.logger.error('fine-tuning job failed', { job: id, kind: e.kind, error: e.message })
+              await this.fail(id, e.code ?? 'internal_error', `The adapter build failed: ${e.message}`, null).catch(() => {})
+            }
+          }
+        })
+      },
+      (err) => this.opts.logger.error('fine-tuning job could not be taken', { job: id, error: String((err as Error)?.message ?? err) }),
+      () => {
         this.running.delete(id)
         this.known.delete(id)
         this.events.delete(id)
-      })
-    this.done.set(id, run)
-    return taken
+      },
+    )
   }
 
   /** The job as it stands, or undefined once it is no longer this run's to finish (cancelled, shut down). */
   private async stillRunning(id: string, signal: AbortSignal): Promise<StoredJob | undefined> {
-    if (signal.aborted || this.closed) return undefined
+    if (signal.aborted || this.runs.closed) return undefined
     const job = await this.load(id)
     return job && ACTIVE.includes(job.status) ? job : undefined
   }
