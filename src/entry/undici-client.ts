@@ -37,16 +37,12 @@ export function undiciClient(options: { lookup?: LookupFunction } = {}): HttpCli
   return async (url, init) => {
     const slash = url.indexOf('/', url.indexOf('//') + 2)
     const pool = slash > 0 ? poolFor(url.slice(0, slash)) : null
-    const opts: Dispatcher.RequestOptions = { path: pool ? url.slice(slash) : '', method: init.method, headers: init.headers, body: init.body, signal: init.signal }
+    const opts: Omit<Dispatcher.RequestOptions, 'path'> = { method: init.method, headers: init.headers, body: init.body, signal: init.signal }
     if (init.headersTimeoutMs !== undefined) opts.headersTimeout = init.headersTimeoutMs
     let res: Dispatcher.ResponseData
     try {
       // A header deadline is undici's own per-request timer: no extra AbortSignal per call (costly on Node 20).
-      if (pool) res = await pool.request(opts)
-      else {
-        const { path: _, ...rest } = opts
-        res = await request(url, { ...rest, dispatcher: agent })
-      }
+      res = pool ? await pool.request(Object.assign(opts, { path: url.slice(slash) })) : await request(url, { ...opts, dispatcher: agent })
     } catch (err) {
       throw init.headersTimeoutMs !== undefined && (err as { code?: unknown }).code === 'UND_ERR_HEADERS_TIMEOUT' ? Object.assign(headersTimeoutError(init.headersTimeoutMs), { cause: err }) : err
     }

@@ -169,7 +169,7 @@ export function headersTimeoutError(ms: number): Error {
  * `headersReceived()` once they are in: a long generation after that is
  * never cut by this timer. For clients without a native header timeout.
  */
-export function headerDeadline(parent: AbortSignal | undefined, ms: number): { signal: AbortSignal; headersReceived(): void } {
+function headerDeadline(parent: AbortSignal | undefined, ms: number): { signal: AbortSignal; headersReceived(): void } {
   const deadline = new AbortController()
   const timer = setTimeout(() => deadline.abort(headersTimeoutError(ms)), ms)
   // AbortSignal.any holds its sources weakly: many calls on one request's signal add no listeners to it.
