@@ -19,7 +19,8 @@
  *
  * Writes bench/results.json. Env: BENCH_REPS, BENCH_N, BENCH_SECONDS,
  * BENCH_TARGETS (comma list of direct,node,bun), BENCH_PROFILE=1 (node
- * --cpu-prof of the Node gateway into bench/profiles/).
+ * --cpu-prof of the Node gateway into bench/profiles/), BENCH_ONLY (comma list
+ * of measurements), BENCH_NO_BUILD=1 (measure dist/node/gateway.mjs as it is).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
   if (TARGETS.includes('node')) {
     mkdirSync(join(root, 'bench', 'profiles'), { recursive: true })
     // What `npm start` runs: the prestart bundle on plain node.
-    if (spawnSync('node', ['scripts/build-node.mjs'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('scripts/build-node.mjs failed')
+    if (process.env.BENCH_NO_BUILD !== '1' && spawnSync('node', ['scripts/build-node.mjs'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('scripts/build-node.mjs failed')
     const args = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', 'bench/profiles'] : []), 'dist/node/gateway.mjs']
     const proc = start('node', args, TASKSET ? 0 : undefined, { GATEWAY_CONFIG: configPath, PORT: String(ports.node), HOST: '127.0.0.1' })
     gateways.node = { proc, url: `http://127.0.0.1:${ports.node}`, pid: proc.child.pid! }
