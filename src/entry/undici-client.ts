@@ -14,7 +14,9 @@ const MAX_POOLS = 64
  * generations are never cut by the client.
  */
 export function undiciClient(options: { lookup?: LookupFunction } = {}): HttpClient {
-  const poolOptions = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, headersTimeout: 0, bodyTimeout: 0, connections: 256, ...(options.lookup ? { connect: { lookup: options.lookup } } : {}) }
+  // No cap on connections per origin: a cap would hold the calls beyond it in undici's queue, unseen (a
+  // 257th concurrent stream would wait for one of the others to end). The gateway's queue and limits bound concurrency.
+  const poolOptions = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, headersTimeout: 0, bodyTimeout: 0, ...(options.lookup ? { connect: { lookup: options.lookup } } : {}) }
   const agent = new Agent(poolOptions)
   /** Origin prefix as written in the URL → its pool, or null where the prefix is not a canonical origin (userinfo, default port …). */
   const pools = new Map<string, Pool | null>()

@@ -100,4 +100,10 @@ describe('undiciClient', () => {
     for (let i = 0; i < 20; i++) await (await http(`${base}/json`, { method: 'GET', headers: {} })).json()
     expect(sockets - before).toBeLessThanOrEqual(1)
   })
+  it('holds 300 streams open at once to one origin (no per-origin connection cap queues them)', async () => {
+    const open = await Promise.all(Array.from({ length: 300 }, () => http(`${base}/hang`, { method: 'GET', headers: {} })))
+    expect(open.every((r) => r.status === 200)).toBe(true)
+    await Promise.all(open.map((r) => r.discard()))
+  })
+
 })
