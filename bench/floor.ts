@@ -8,14 +8,19 @@
  * and write it re-encoded. No auth, config, routing, pipeline, usage,
  * metrics, resume log or error mapping.
  *
- * Run (bundled by bench/run.ts): `UPSTREAM=http://127.0.0.1:P/v1 PORT=N node dist/bench/floor.mjs`.
+ * The same file is Bun's floor: Bun.serve and Bun's fetch, as the gateway's Bun entry.
+ *
+ * Run (bundled by bench/run.ts): `UPSTREAM=http://127.0.0.1:P/v1 PORT=N node dist/bench/floor.mjs`, or `bun bench/floor.ts`.
  */
-import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
-import { undiciClient } from '../src/entry/undici-client.js'
+import type { HttpClient } from '../src/providers/shared/http.js'
+
+declare const Bun: { serve(o: { port: number; hostname: string; fetch(req: Request): Response | Promise<Response> }): unknown } | undefined
+const onBun = typeof Bun !== 'undefined'
 
 const upstream = process.env.UPSTREAM!
-const http = undiciClient()
+// The gateway's own clients: undici on Node, fetch on Bun (as src/entry/bun.ts).
+const http: HttpClient = onBun ? (await import('../src/providers/shared/http.js')).fetchClient() : (await import('../src/entry/undici-client.js')).undiciClient()
 const app = new Hono()
 const encoder = new TextEncoder()
 
@@ -49,4 +54,6 @@ app.post('/v1/chat/completions', async (c) => {
   return new Response(out, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } })
 })
 
-serve({ fetch: app.fetch, port: Number(process.env.PORT), hostname: '127.0.0.1' })
+const options = { fetch: app.fetch, port: Number(process.env.PORT), hostname: '127.0.0.1' }
+if (onBun) Bun!.serve(options)
+else (await import('@hono/node-server')).serve(options)

@@ -5,10 +5,10 @@
  * gateway on Node (`node dist/node/gateway.mjs`, the bundle `npm start` runs) and
  * on Bun (`bun src/entry/bun.ts`), the stack's floor (bench/floor.ts: Hono,
  * @hono/node-server and the same undici client with no gateway logic, on the
- * gateway's core), and a load generator (bench/load.ts, undici
+ * gateway's core; `bunfloor` is the same on Bun), and a load generator (bench/load.ts, undici
  * Pool) in its own process. With taskset, the gateway runs on core 0 and the
  * upstream and the load generator on core 1. Each measurement runs for every
- * target in turn (direct, floor, node, bun), rotated, `BENCH_REPS` times (default 3);
+ * target in turn (direct, floor, node, bunfloor, bun), rotated, `BENCH_REPS` times (default 3);
  * the table shows medians, and the spread of the repetitions.
  *
  * - latency: non-streaming chat, concurrency 1, p50/p99 (BENCH_N requests)
@@ -20,7 +20,7 @@
  * - memory: RSS idle, and per open stream with 500 concurrent slow streams
  *
  * Writes bench/results.json. Env: BENCH_REPS, BENCH_N, BENCH_SECONDS,
- * BENCH_TARGETS (comma list of direct,floor,node,bun), BENCH_PROFILE=1 (node
+ * BENCH_TARGETS (comma list of direct,floor,node,bunfloor,bun), BENCH_PROFILE=1 (node
  * --cpu-prof of the Node gateway into bench/profiles/), BENCH_ONLY (comma list
  * of measurements), BENCH_NO_BUILD=1 (measure dist/node/gateway.mjs as it is).
  */
@@ -36,7 +36,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const REPS = Number(process.env.BENCH_REPS ?? 3)
 const N = Number(process.env.BENCH_N ?? 2000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
-const TARGETS = (process.env.BENCH_TARGETS ?? 'direct,floor,node,bun').split(',') as Target[]
+const TARGETS = (process.env.BENCH_TARGETS ?? 'direct,floor,node,bunfloor,bun').split(',') as Target[]
 const PROFILE = process.env.BENCH_PROFILE === '1'
 /** Which measurements to run (latency,ttfb,rate,sse,memory); all by default. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'latency,ttfb,rate,sse,memory').split(','))
@@ -45,7 +45,7 @@ const BUN = join(root, 'node_modules', '.bin', 'bun')
 const HAS_BUN = spawnSync(BUN, ['--version'], { stdio: 'ignore' }).status === 0
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim() || 100)
 
-type Target = 'direct' | 'floor' | 'node' | 'bun'
+type Target = 'direct' | 'floor' | 'node' | 'bunfloor' | 'bun'
 
 interface Proc {
   child: ChildProcess
@@ -132,27 +132,29 @@ async function main(): Promise<void> {
   writeFileSync(configPath, JSON.stringify(config))
 
   const gateways: Partial<Record<Target, { proc: Proc; url: string; pid: number }>> = {}
-  const ports: Record<string, number> = { node: 4700 + (process.pid % 200), bun: 4950 + (process.pid % 200) }
+  const ports: Record<string, number> = { node: 4700 + (process.pid % 200), bun: 4950 + (process.pid % 200), floor: 4600 + (process.pid % 100), bunfloor: 4500 + (process.pid % 100) }
   if (TARGETS.includes('node')) {
     mkdirSync(join(root, 'bench', 'profiles'), { recursive: true })
     // What `npm start` runs: the prestart bundle on plain node.
     if (process.env.BENCH_NO_BUILD !== '1' && spawnSync('node', ['scripts/build-node.mjs'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('scripts/build-node.mjs failed')
-    const args = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', 'bench/profiles'] : []), 'dist/node/gateway.mjs']
-    const proc = start('node', args, TASKSET ? 0 : undefined, { GATEWAY_CONFIG: configPath, PORT: String(ports.node), HOST: '127.0.0.1' })
-    gateways.node = { proc, url: `http://127.0.0.1:${ports.node}`, pid: proc.child.pid! }
   }
   if (TARGETS.includes('floor')) {
     // What the stack alone costs (bench/floor.ts), bundled like the gateway so both start the same way.
     const fromTsx = createRequire(createRequire(import.meta.url).resolve('tsx/package.json'))
     await fromTsx('esbuild').build({ entryPoints: [join(root, 'bench/floor.ts')], outfile: join(root, 'dist/bench/floor.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' })
-    const port = 4600 + (process.pid % 100)
-    const proc = start('node', ['dist/bench/floor.mjs'], TASKSET ? 0 : undefined, { UPSTREAM: upURL, PORT: String(port) })
-    gateways.floor = { proc, url: `http://127.0.0.1:${port}`, pid: proc.child.pid! }
   }
-  if (TARGETS.includes('bun') && HAS_BUN) {
-    const proc = start(BUN, ['src/entry/bun.ts'], TASKSET ? 0 : undefined, { GATEWAY_CONFIG: configPath, PORT: String(ports.bun), HOST: '127.0.0.1' })
-    gateways.bun = { proc, url: `http://127.0.0.1:${ports.bun}`, pid: proc.child.pid! }
+  const commands: Record<Exclude<Target, 'direct'>, [string, string[], Record<string, string>]> = {
+    node: ['node', [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', 'bench/profiles'] : []), 'dist/node/gateway.mjs'], { GATEWAY_CONFIG: configPath, PORT: String(ports.node), HOST: '127.0.0.1' }],
+    floor: ['node', ['dist/bench/floor.mjs'], { UPSTREAM: upURL, PORT: String(ports.floor) }],
+    bunfloor: [BUN, ['bench/floor.ts'], { UPSTREAM: upURL, PORT: String(ports.bunfloor) }],
+    bun: [BUN, ['src/entry/bun.ts'], { GATEWAY_CONFIG: configPath, PORT: String(ports.bun), HOST: '127.0.0.1' }],
   }
+  const launch = (t: Exclude<Target, 'direct'>) => {
+    const [cmd, args, env] = commands[t]
+    const proc = start(cmd, args, TASKSET ? 0 : undefined, env)
+    gateways[t] = { proc, url: `http://127.0.0.1:${ports[t]}`, pid: proc.child.pid! }
+  }
+  for (const t of TARGETS) if (t !== 'direct' && (HAS_BUN || !t.startsWith('bun'))) launch(t)
   for (const g of Object.values(gateways)) await waitHealthy(g!.url)
   await new Promise((r) => setTimeout(r, 1000))
   const idleRss: Record<string, number> = {}
@@ -163,28 +165,6 @@ async function main(): Promise<void> {
   type Sample = Record<string, number>
   const samples: Record<string, Record<string, Sample[]>> = {}
   const add = (metric: string, t: Target, s: Sample) => ((samples[metric] ??= {})[t] ??= []).push(s)
-
-  // Memory per open stream, measured first (a heap grown by the load runs would shrink under it):
-  // 20 streams opened and closed (first-use code and pools), then 500 slow streams held open at once.
-  const memory: Record<string, { idleMb: number; beforeMb: number; openMb: number; perStreamKb: number }> = {}
-  const hold = async (url: string, count: number, atOpen?: () => Promise<void>) => {
-    const p = start('node', ['--import', 'tsx', 'bench/load.ts', JSON.stringify({ kind: 'hold', url: `${url}/v1`, path: '/chat/completions', model: 'slow', count })], TASKSET ? 1 : undefined)
-    await p.next('OPEN')
-    await atOpen?.()
-    p.child.stdin!.end()
-    await p.next('RESULT')
-  }
-  for (const [t, g] of Object.entries(ONLY.has('memory') ? gateways : {})) {
-    await hold(g!.url, 20)
-    await new Promise((r) => setTimeout(r, 1000))
-    const before = rssMb(g!.pid)
-    let open = before
-    await hold(g!.url, 500, async () => {
-      await new Promise((r) => setTimeout(r, 1500))
-      open = rssMb(g!.pid)
-    })
-    memory[t] = { idleMb: idleRss[t], beforeMb: before, openMb: open, perStreamKb: ((open - before) * 1024) / 500 }
-  }
 
   // Warm-up: JIT and pools.
   for (const t of ONLY.has('rate') || ONLY.has('latency') ? targets : []) await load({ kind: 'rate', url: urlOf(t), path: '/chat/completions', model: 'm', connections: 50, seconds: 2 })
@@ -215,6 +195,36 @@ async function main(): Promise<void> {
     }
   }
 
+  // Memory per open stream, on a fresh process of each target (a heap grown by the load runs shrinks
+  // under the measurement, and streams cut by the client stay in the resume log for its window):
+  // 20 streams opened and closed (first-use code and pools), then 500 slow streams held open at once.
+  const memory: Record<string, { idleMb: number; beforeMb: number; openMb: number; perStreamKb: number }> = {}
+  const hold = async (url: string, count: number, atOpen?: () => Promise<void>) => {
+    const p = start('node', ['--import', 'tsx', 'bench/load.ts', JSON.stringify({ kind: 'hold', url: `${url}/v1`, path: '/chat/completions', model: 'slow', count })], TASKSET ? 1 : undefined)
+    await p.next('OPEN')
+    await atOpen?.()
+    p.child.stdin!.end()
+    await p.next('RESULT')
+  }
+  for (const t of Object.keys(ONLY.has('memory') ? gateways : {}) as Array<Exclude<Target, 'direct'>>) {
+    const old = gateways[t]!.proc.child
+    const exited = old.exitCode !== null || old.signalCode !== null ? Promise.resolve() : new Promise((r) => old.once('exit', r))
+    old.kill('SIGINT')
+    await exited
+    launch(t)
+    const g = gateways[t]
+    await waitHealthy(g!.url)
+    await hold(g!.url, 20)
+    await new Promise((r) => setTimeout(r, 1000))
+    const before = rssMb(g!.pid)
+    let open = before
+    await hold(g!.url, 500, async () => {
+      await new Promise((r) => setTimeout(r, 1500))
+      open = rssMb(g!.pid)
+    })
+    memory[t] = { idleMb: idleRss[t], beforeMb: before, openMb: open, perStreamKb: ((open - before) * 1024) / 500 }
+  }
+
   for (const g of Object.values(gateways)) g!.proc.child.kill('SIGINT')
   upstream.child.kill('SIGTERM')
   await new Promise((r) => setTimeout(r, 1500))
@@ -237,7 +247,7 @@ async function main(): Promise<void> {
   const added = (metric: string, t: string, key: string) => m(metric, t, key) - m(metric, 'direct', key)
   const rows: Array<[string, string, string, string]> = []
   const row = (label: string, value: number, digits: number, budget: string, runs = '') => rows.push([label, Number.isFinite(value) ? value.toFixed(digits) : 'n/a', budget, runs])
-  for (const t of ['floor', 'node', 'bun'] as const) {
+  for (const t of ['floor', 'node', 'bunfloor', 'bun'] as const) {
     if (!Object.values(summary).some((byTarget) => byTarget[t]) && !memory[t]) continue
     if (summary.latency) row(`${t}: added latency c=1 p50 (ms)`, added('latency', t, 'p50'), 3, t === 'node' ? '≤ 0.5' : '', spread('latency', t, 'p50'))
     if (summary.latency) row(`${t}: added latency c=1 p99 (ms)`, added('latency', t, 'p99'), 3, t === 'node' ? '≤ 2' : '', spread('latency', t, 'p99'))
@@ -252,7 +262,7 @@ async function main(): Promise<void> {
     }
     if (memory[t]) {
       row(`${t}: RSS idle (MB)`, memory[t].idleMb, 1, t === 'node' ? '≤ 60' : '')
-      row(`${t}: memory per open stream (KB)`, memory[t].perStreamKb, 1, t === 'floor' ? '' : '≤ 40')
+      row(`${t}: memory per open stream (KB)`, memory[t].perStreamKb, 1, t === 'node' || t === 'bun' ? '≤ 40' : '')
     }
   }
   if (summary.latency) row('direct: latency c=1 p50 (ms)', m('latency', 'direct', 'p50'), 3, '', spread('latency', 'direct', 'p50'))
