@@ -170,11 +170,12 @@ describe('storage start-up errors', () => {
 })
 
 describe('storage defaults', () => {
-  it('puts every mount in memory with nothing configured, and bounds the cache mount', async () => {
+  it('puts every mount in memory with nothing configured, and bounds the cache and streams mounts', async () => {
     const s = await openStorage()
     try {
       expect(s.drivers).toEqual({ cache: 'memory', analytics: 'memory', files: 'memory', jobs: 'memory', streams: 'memory' })
       expect(s.mount('cache').getMount('').driver.options).toMatchObject({ maxEntries: 10_000, maxBytes: 64 * 1024 * 1024 })
+      expect(s.mount('streams').getMount('').driver.options).toMatchObject({ maxEntries: 100_000, maxBytes: 128 * 1024 * 1024 })
       expect(s.mount('jobs').getMount('').driver.options).toMatchObject({ maxEntries: undefined, maxBytes: undefined })
     } finally {
       await s.close()

@@ -32,11 +32,15 @@ export const MOUNTS = ['cache', 'analytics', 'files', 'jobs', 'streams'] as cons
 export type MountName = (typeof MOUNTS)[number]
 
 /**
- * A memory mount holding cache entries is bounded unless told otherwise; the
- * others hold state a feature cannot lose (jobs, files), so they are not.
+ * Memory mounts holding cache entries or stream resume buffers are bounded
+ * unless told otherwise (least recently used first out): without a bound,
+ * every finished stream's frames would stay for the whole resume window, so
+ * memory would grow with the stream rate. The others hold state a feature
+ * cannot lose (jobs, files), so they are not.
  */
 const MEMORY_LIMITS: Partial<Record<MountName, { maxEntries: number; maxBytes: number }>> = {
   cache: { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024 },
+  streams: { maxEntries: 100_000, maxBytes: 128 * 1024 * 1024 },
 }
 
 function stripUndefined<T extends object>(o: T): T {
