@@ -22,6 +22,10 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
       res.write('data: first\n\n')
       // never ends
+    } else if (req.url === '/cut') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: partial\n\n')
+      setTimeout(() => res.socket?.destroy(), 30)
     } else if (req.url === '/silent') {
       // no headers at all
     } else {
@@ -76,6 +80,19 @@ describe('undiciClient', () => {
     expect(Buffer.from((await it.next()).value!).toString()).toBe('data: first\n\n')
     setTimeout(() => late.abort(new Error('stop now')), 20)
     await expect(it.next()).rejects.toThrow('stop now')
+  })
+
+  it('fails, never hangs, when the upstream drops the connection mid-body: streamed and whole', async () => {
+    const res = await http(`${base}/cut`, { method: 'GET', headers: {} })
+    const seen: string[] = []
+    await expect(
+      (async () => {
+        for await (const chunk of res.body) seen.push(Buffer.from(chunk).toString())
+      })(),
+    ).rejects.toThrow()
+    expect(seen.join('')).toBe('data: partial\n\n')
+    const whole = await http(`${base}/cut`, { method: 'GET', headers: {} })
+    await expect(whole.text()).rejects.toThrow()
   })
 
   it('maps the per-request header deadline to its own error', async () => {
